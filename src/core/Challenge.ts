@@ -1,0 +1,216 @@
+/** @module `WWW-Authenticate: Payment` challenges: build, bind, format and parse (core spec, "The Payment Authentication Scheme"). */
+import * as v from 'valibot'
+import { AuthParamsError, quote, splitChallenges } from './AuthParams.js'
+import * as ChallengeId from './ChallengeId.js'
+import { EncodingError, decodeObject, encodeJson } from './Encoding.js'
+
+/** A challenge with its `request` decoded. `opaque` and `digest` are the exact wire strings. */
+export type Challenge = {
+  id: string
+  realm: string
+  method: string
+  intent: string
+  request: Record<string, unknown>
+  expires?: string | undefined
+  digest?: string | undefined
+  description?: string | undefined
+  opaque?: string | undefined
+  /** A non-default credential header name, bound into the id (conformance vectors). */
+  header?: string | undefined
+}
+
+/** A challenge as a credential echoes it: `request` stays the base64url wire string the HMAC covers. */
+export type Echoed = Omit<Challenge, 'request'> & { request: string }
+
+/** Raised when a header value is not a valid Payment challenge. */
+export class ChallengeParseError extends Error {
+  override readonly name = 'ChallengeParseError'
+}
+
+/** Raised when a challenge cannot be written to a header safely. */
+export class ChallengeFormatError extends Error {
+  override readonly name = 'ChallengeFormatError'
+}
+
+/** Largest `WWW-Authenticate` value the parser reads (clients must handle 4 KB; servers should stay under 8 KB). */
+export const maxHeaderLength = 64 * 1024
+
+const methodId = /^[a-z]+$/
+const intentId = /^[A-Za-z0-9-]+$/
+
+const EchoedSchema = v.object({
+  id: v.pipe(v.string(), v.minLength(1)),
+  realm: v.string(),
+  method: v.pipe(v.string(), v.regex(methodId)),
+  intent: v.pipe(v.string(), v.regex(intentId)),
+  request: v.pipe(v.string(), v.maxLength(maxHeaderLength)),
+  expires: v.optional(v.string()),
+  digest: v.optional(v.string()),
+  description: v.optional(v.string()),
+  opaque: v.optional(v.string()),
+  header: v.optional(v.string()),
+})
+
+/** Schema of an echoed challenge inside a credential. */
+export const Schema = EchoedSchema
+
+/**
+ * Builds a bound challenge: encodes `request` canonically and computes its HMAC id.
+ * @example
+ * const challenge = await Challenge.create({ secret, realm: 'api.example.com', method: 'tempo', intent: 'charge', request: { amount: '1' } })
+ */
+export async function create(parameters: Omit<Challenge, 'id'> & { secret: string }): Promise<Challenge> {
+  const { secret, ...fields } = parameters
+  const id = await ChallengeId.compute(secret, { ...fields, request: encodeJson(fields.request) })
+  return compact({ id, ...fields })
+}
+
+/**
+ * Converts a challenge to its echoed form, with `request` encoded canonically.
+ * @example
+ * Challenge.toEchoed(challenge).request // 'eyJhbW91bnQiOiIxIn0'
+ */
+export function toEchoed(challenge: Challenge): Echoed {
+  return compact({ ...challenge, request: encodeJson(challenge.request) })
+}
+
+/**
+ * Decodes an echoed challenge's `request`.
+ * @example
+ * Challenge.fromEchoed(credential.challenge).request.amount
+ */
+export function fromEchoed(echoed: Echoed): Challenge {
+  try {
+    return compact({ ...echoed, request: decodeObject(echoed.request) })
+  } catch (error) {
+    throw new ChallengeParseError('request is not base64url JSON', { cause: error })
+  }
+}
+
+/**
+ * Writes one challenge as a `WWW-Authenticate` value.
+ * @example
+ * Challenge.serialize(challenge) // 'Payment id="…", realm="api.example.com", method="tempo", intent="charge", request="…"'
+ */
+export function serialize(challenge: Challenge | Echoed): string {
+  const request = typeof challenge.request === 'string' ? challenge.request : encodeJson(challenge.request)
+  const params: [string, string | undefined][] = [
+    ['id', challenge.id],
+    ['realm', challenge.realm],
+    ['method', challenge.method],
+    ['intent', challenge.intent],
+    ['request', request],
+    ['expires', challenge.expires],
+    ['digest', challenge.digest],
+    ['description', challenge.description],
+    ['opaque', challenge.opaque],
+  ]
+  if (!challenge.id) throw new ChallengeFormatError('id must not be empty')
+  if (!methodId.test(challenge.method)) throw new ChallengeFormatError('method must be lowercase a-z')
+  if (!intentId.test(challenge.intent)) throw new ChallengeFormatError('intent must be a token')
+  try {
+    return `Payment ${params
+      .filter((p): p is [string, string] => p[1] !== undefined)
+      .map(([name, value]) => `${name}=${quote(value)}`)
+      .join(', ')}`
+  } catch (error) {
+    if (error instanceof AuthParamsError) throw new ChallengeFormatError(error.message, { cause: error })
+    throw error
+  }
+}
+
+/**
+ * Parses every `Payment` challenge in a `WWW-Authenticate` value (several may share one value).
+ * @example
+ * const [challenge] = Challenge.deserializeAll(response.headers.get('www-authenticate')!)
+ */
+export function deserializeAll(header: string): Challenge[] {
+  if (header.length > maxHeaderLength) throw new ChallengeParseError('header too large')
+  let all
+  try {
+    all = splitChallenges(header)
+  } catch (error) {
+    throw new ChallengeParseError('not an auth-param list', { cause: error })
+  }
+  if (all.length === 0) throw new ChallengeParseError('no Payment challenge')
+  return all.map(fromParams)
+}
+
+/**
+ * Parses a `WWW-Authenticate` value holding exactly one `Payment` challenge.
+ * @example
+ * const challenge = Challenge.deserialize('Payment id="a", realm="r", method="tempo", intent="charge", request="e30"')
+ */
+export function deserialize(header: string): Challenge {
+  const all = deserializeAll(header)
+  if (all.length !== 1) throw new ChallengeParseError('expected one Payment challenge')
+  return all[0]!
+}
+
+/**
+ * Parses all `Payment` challenges of a response, across header lines.
+ * @example
+ * const offers = Challenge.fromResponse(await fetch(url))
+ */
+export function fromResponse(response: Response): Challenge[] {
+  const header = response.headers.get('www-authenticate')
+  if (!header) throw new ChallengeParseError('no WWW-Authenticate header')
+  // Headers.get joins several lines with ", ", which the list grammar reads back unchanged.
+  return deserializeAll(header)
+}
+
+/**
+ * Checks that an echoed challenge carries the id this server would have issued, under the current or a previous secret.
+ * @example
+ * if (!(await Challenge.verifyBinding(echoed, [secret]))) throw new InvalidChallengeError()
+ */
+export async function verifyBinding(echoed: Echoed, secrets: readonly string[]): Promise<boolean> {
+  for (const secret of secrets) {
+    if (await ChallengeId.verify(secret, echoed, echoed.id)) return true
+  }
+  return false
+}
+
+function fromParams(params: { name: string; value: string }[]): Challenge {
+  const seen = new Map<string, string>()
+  for (const { name, value } of params) {
+    if (seen.has(name)) throw new ChallengeParseError(`duplicate parameter: ${name}`)
+    seen.set(name, value)
+  }
+  const required = (name: string) => {
+    const value = seen.get(name)
+    if (value === undefined || value === '') throw new ChallengeParseError(`missing parameter: ${name}`)
+    return value
+  }
+  const id = required('id')
+  const realm = seen.get('realm')
+  if (realm === undefined) throw new ChallengeParseError('missing parameter: realm')
+  const method = required('method')
+  const intent = required('intent')
+  const requestWire = required('request')
+  if (!methodId.test(method)) throw new ChallengeParseError('method must be lowercase a-z')
+  if (!intentId.test(intent)) throw new ChallengeParseError('intent must be a token')
+  let request
+  try {
+    request = decodeObject(requestWire)
+  } catch (error) {
+    if (error instanceof EncodingError) throw new ChallengeParseError(`request: ${error.message}`, { cause: error })
+    throw error
+  }
+  return compact({
+    id,
+    realm,
+    method,
+    intent,
+    request,
+    expires: seen.get('expires'),
+    digest: seen.get('digest'),
+    description: seen.get('description'),
+    opaque: seen.get('opaque'),
+  })
+}
+
+function compact<T extends Record<string, unknown>>(value: T): T {
+  for (const key of Object.keys(value)) if (value[key] === undefined) delete value[key]
+  return value
+}

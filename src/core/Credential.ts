@@ -1,0 +1,97 @@
+/** @module `Authorization: Payment` credentials (core spec, "Credentials"). */
+import * as v from 'valibot'
+import * as Challenge from './Challenge.js'
+import { EncodingError, decodeJson, encodeJson } from './Encoding.js'
+
+/** A decoded credential; `challenge.request` is kept as the echoed wire string. */
+export type Credential = {
+  challenge: Challenge.Echoed
+  source?: string | undefined
+  payload: Record<string, unknown>
+}
+
+/** Largest credential accepted, in characters of its base64url token (the spec asks for at least 4 KB). */
+export const maxLength = 32 * 1024
+
+/** Schema of a decoded credential. */
+export const Schema = v.object({
+  challenge: Challenge.Schema,
+  source: v.optional(v.pipe(v.string(), v.maxLength(512))),
+  payload: v.record(v.string(), v.unknown()),
+})
+
+/** Raised when an Authorization value is not a valid Payment credential. */
+export class CredentialParseError extends Error {
+  override readonly name = 'CredentialParseError'
+}
+
+/**
+ * Reads the `Payment` credential of an Authorization value; undefined when the value uses another scheme.
+ * Throws when it holds more than one Payment credential or a malformed one.
+ * @example
+ * const credential = Credential.fromHeader(request.headers.get('authorization'))
+ */
+export function fromHeader(header: string | null | undefined): Credential | undefined {
+  if (!header) return undefined
+  // Duplicate header lines arrive joined by ", "; a Payment token never contains a comma.
+  const tokens = header
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => /^payment(\s|$)/i.test(part))
+  if (tokens.length === 0) return undefined
+  if (tokens.length > 1) throw new MultipleCredentialsError('more than one Payment credential')
+  return deserialize(tokens[0]!)
+}
+
+/** Raised when a request carries several Payment credentials (core spec: the server should reject it with 400). */
+export class MultipleCredentialsError extends CredentialParseError {
+  override readonly name = 'MultipleCredentialsError'
+}
+
+/**
+ * Parses `Payment <base64url JSON>`.
+ * @example
+ * const credential = Credential.deserialize('Payment eyJjaGFsbGVuZ2UiOnsi…')
+ */
+export function deserialize(header: string): Credential {
+  const match = /^payment[ \t]+([A-Za-z0-9_-]+={0,2})[ \t]*$/i.exec(header)
+  if (!match) throw new CredentialParseError('expected "Payment <base64url>"')
+  const token = match[1]!
+  if (token.length > maxLength) throw new CredentialParseError(`credential larger than ${maxLength} characters`)
+  let json: unknown
+  try {
+    json = decodeJson(token)
+  } catch (error) {
+    if (error instanceof EncodingError) throw new CredentialParseError(error.message, { cause: error })
+    throw error
+  }
+  const result = v.safeParse(Schema, json)
+  if (!result.success) {
+    const issue = result.issues[0]
+    const path = issue.path?.map((p) => String(p.key)).join('.') ?? ''
+    throw new CredentialParseError(`invalid credential${path ? ` at ${path}` : ''}: ${issue.message}`)
+  }
+  return strip(result.output as Credential)
+}
+
+/**
+ * Writes a credential as an Authorization value. An object `challenge.request` is encoded canonically.
+ * @example
+ * headers.set('authorization', Credential.serialize({ challenge, payload: { type: 'hash', hash } }))
+ */
+export function serialize(credential: {
+  challenge: Challenge.Echoed | Challenge.Challenge
+  source?: string | undefined
+  payload: Record<string, unknown>
+}): string {
+  const challenge =
+    typeof credential.challenge.request === 'string'
+      ? credential.challenge
+      : Challenge.toEchoed(credential.challenge as Challenge.Challenge)
+  return `Payment ${encodeJson(strip({ challenge, source: credential.source, payload: credential.payload }))}`
+}
+
+function strip<T extends Record<string, unknown>>(value: T): T {
+  for (const key of Object.keys(value)) if (value[key] === undefined) delete value[key]
+  return value
+}

@@ -1,0 +1,37 @@
+/** @module A ReplayStore over sharded ReplayGuard Durable Objects. */
+import type { ReplayStore } from '../core/ReplayStore.js'
+import type { ReplayGuard } from './ReplayGuard.js'
+
+/** Default number of shards: challenge ids and references spread over this many objects. */
+export const defaultShards = 32
+
+/**
+ * Builds the replay store: challenge ids and references hash to shards independently, so no single
+ * object carries all traffic.
+ * @example
+ * const store = replayStore(env.REPLAY_GUARD)
+ */
+export function replayStore(namespace: DurableObjectNamespace<ReplayGuard>, shards = defaultShards): ReplayStore {
+  const guard = (key: string) => namespace.get(namespace.idFromName(`replay:${shardOf(key, shards)}`))
+  return {
+    begin: (id, attempt, leaseUntil, expiresAt) => guard(`c:${id}`).begin(id, attempt, leaseUntil, expiresAt),
+    claimReference: (reference, challengeId) => guard(`r:${reference}`).claimReference(reference, challengeId),
+    settle: (id, attempt, reference) => guard(`c:${id}`).settle(id, attempt, reference),
+    deliver: (id, attempt) => guard(`c:${id}`).deliver(id, attempt),
+    release: (id, attempt) => guard(`c:${id}`).release(id, attempt),
+  }
+}
+
+/**
+ * FNV-1a of a key, reduced to a shard index.
+ * @example
+ * shardOf('c:abc', 32) // 0..31
+ */
+export function shardOf(key: string, shards: number): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return (hash >>> 0) % shards
+}

@@ -1,0 +1,55 @@
+import { env } from 'cloudflare:workers'
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
+import { describe, expect, it } from 'vitest'
+import { replayStore } from '../../src/storage/replay-store.js'
+
+const store = () => replayStore(env.REPLAY_GUARD)
+const later = (ms: number) => Date.now() + ms
+
+describe('ReplayGuard', () => {
+  it('behavior: a challenge moves pending → settled → delivered, once', async () => {
+    const s = store()
+    const id = crypto.randomUUID()
+    expect(await s.begin(id, 'a1', later(30_000), later(60_000))).toEqual({ status: 'fresh' })
+    expect(await s.begin(id, 'a2', later(30_000), later(60_000))).toMatchObject({ status: 'busy' })
+    expect(await s.settle(id, 'a1', '0xref')).toBe(true)
+    expect(await s.deliver(id, 'a1')).toBe(true)
+    expect(await s.begin(id, 'a3', later(30_000), later(60_000))).toEqual({ status: 'delivered', reference: '0xref' })
+  })
+
+  it('behavior: a released pending attempt resumes, a released settled one delivers without paying again', async () => {
+    const s = store()
+    const id = crypto.randomUUID()
+    await s.begin(id, 'a1', later(30_000), later(60_000))
+    await s.release(id, 'a1')
+    expect(await s.begin(id, 'a2', later(30_000), later(60_000))).toEqual({ status: 'resumed' })
+    expect(await s.settle(id, 'a1', '0xref')).toBe(false)
+    expect(await s.settle(id, 'a2', '0xref')).toBe(true)
+    await s.release(id, 'a2')
+    expect(await s.begin(id, 'a3', later(30_000), later(60_000))).toEqual({ status: 'settled', reference: '0xref' })
+  })
+
+  it('behavior: a reference belongs to one challenge forever', async () => {
+    const s = store()
+    const ref = `0x${crypto.randomUUID()}`
+    expect(await s.claimReference(ref, 'c1')).toBe(true)
+    expect(await s.claimReference(ref, 'c1')).toBe(true)
+    expect(await s.claimReference(ref, 'c2')).toBe(false)
+  })
+
+  it('behavior: the alarm deletes expired challenge rows and keeps references', async () => {
+    const stub = env.REPLAY_GUARD.get(env.REPLAY_GUARD.idFromName('alarm-test'))
+    await stub.begin('old', 'a', 0, Date.now() + 60_000)
+    await stub.claimReference('0xkept', 'old')
+    // Age the row instead of waiting: the alarm was set for its expiry.
+    await runInDurableObject(stub, (_, state) => {
+      state.storage.sql.exec('UPDATE challenges SET expires_at = ?', Date.now() - 1)
+    })
+    expect(await runDurableObjectAlarm(stub)).toBe(true)
+    const counts = await runInDurableObject(stub, (_, state) => ({
+      challenges: state.storage.sql.exec('SELECT COUNT(*) AS n FROM challenges').one().n,
+      refs: state.storage.sql.exec('SELECT COUNT(*) AS n FROM refs').one().n,
+    }))
+    expect(counts).toEqual({ challenges: 0, refs: 1 })
+  })
+})

@@ -1,0 +1,54 @@
+import { cloudflareTest } from '@cloudflare/vitest-pool-workers'
+import { defineConfig } from 'vitest/config'
+import { freePort } from './test/support/ports.js'
+
+// Ports are chosen once here, so the global setup (which starts the services) and the workerd
+// bindings (which point the worker at them) agree. Every run gets fresh ports: runs can overlap.
+process.env.MPP_TEST_ANVIL_PORT ??= String(await freePort())
+process.env.MPP_TEST_STRIPE_PORT ??= String(await freePort())
+const anvilUrl = `http://127.0.0.1:${process.env.MPP_TEST_ANVIL_PORT}`
+const stripeUrl = `http://127.0.0.1:${process.env.MPP_TEST_STRIPE_PORT}`
+
+const optimizer = {
+  ssr: {
+    enabled: true,
+    include: ['mppx', 'mppx/client', 'mppx/server', 'viem', 'viem/accounts', 'viem/chains', 'viem/tempo', 'ox', 'hono', 'valibot', 'canonicalize'],
+    rolldownOptions: { external: [/^node:/, /^cloudflare:/] },
+  },
+}
+
+export default defineConfig({
+  test: {
+    globalSetup: ['./test/setup/global.ts'],
+    projects: [
+      {
+        plugins: [
+          cloudflareTest({
+            main: './test/worker/entry.ts',
+            wrangler: { configPath: './test/worker/wrangler.toml' },
+            miniflare: {
+              bindings: {
+                TEST_TEMPO_RPC_URL: anvilUrl,
+                TEST_STRIPE_API_URL: stripeUrl,
+              },
+            },
+          }),
+        ],
+        test: {
+          name: 'workers',
+          include: ['test/worker/**/*.test.ts', 'test/core/**/*.test.ts'],
+          deps: { optimizer },
+        },
+      },
+      {
+        test: {
+          name: 'node',
+          environment: 'node',
+          include: ['test/node/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
+  },
+})
