@@ -22,7 +22,7 @@ export const Schema = v.object({
 
 /** Raised when an Authorization value is not a valid Payment credential. */
 export class CredentialParseError extends Error {
-  override readonly name = 'CredentialParseError'
+  override readonly name: string = 'CredentialParseError'
 }
 
 /**

@@ -1,0 +1,123 @@
+/** @module Hono middleware that puts a price on a route: `pay.charge({ amount: '0.01' })`. */
+import type { Context, Env, MiddlewareHandler } from 'hono'
+import type { Challenge } from '../core/Challenge.js'
+import { BadRequestError, ConfigurationError, PaymentUnavailableError } from '../core/Errors.js'
+import type { Price, Settlement } from '../core/Method.js'
+import * as Receipt from '../core/Receipt.js'
+import type { ReplayStore } from '../core/ReplayStore.js'
+import * as Server from '../core/Server.js'
+import type { Idempotency } from '../storage/idempotency.js'
+import { idempotencyKey } from '../storage/idempotency.js'
+
+/** What a paid handler can read with `c.get('payment')`. */
+export type PaymentInfo = {
+  challenge: Challenge
+  settlement: Settlement
+  receipt: Receipt.Receipt
+}
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    payment: PaymentInfo
+  }
+}
+
+/** Options of `payment`: the server configuration plus where state lives. */
+export type PaymentOptions<E extends Env = Env> = Server.Config & {
+  /** The replay store for this request (usually `replayStore(c.env.REPLAY_GUARD)`). */
+  store: (c: Context<E>) => ReplayStore
+  /** Where paid responses are kept for `Idempotency-Key` retries; without it the header is ignored. */
+  idempotency?: ((c: Context<E>) => Idempotency) | undefined
+}
+
+/** A price, fixed or computed per request. */
+export type PriceInput<E extends Env> = Price | ((c: Context<E>) => Price | Promise<Price>)
+
+/**
+ * Creates the payment middleware factory. Options are checked now, so a bad setting fails at start-up.
+ * @example
+ * const pay = payment({ realm: 'api.example.com', secret, methods: [tempo(config)], store: (c) => replayStore(c.env.REPLAY_GUARD) })
+ * app.get('/report', pay.charge({ amount: '0.01', description: 'Daily report' }), (c) => c.json(report))
+ */
+export function payment<E extends Env = Env>(options: PaymentOptions<E>) {
+  const server = Server.create(options)
+  return {
+    server,
+    /**
+     * Middleware charging `price` once per request, in any configured method (or the listed ones).
+     * @example
+     * app.post('/render', pay.charge((c) => ({ amount: c.req.query('hd') ? '0.05' : '0.01' })), handler)
+     */
+    charge(price: PriceInput<E>, only?: { methods?: readonly string[] | undefined }): MiddlewareHandler<E> {
+      return async function paymentCharge(c, next) {
+        const resolved = typeof price === 'function' ? await price(c) : price
+        const offers = await Server.chargeOffers(server, resolved, only?.methods)
+        return settle(server, options, c, offers, next)
+      }
+    },
+  }
+}
+
+async function settle<E extends Env>(
+  server: Server.Server,
+  options: PaymentOptions<E>,
+  c: Context<E>,
+  offers: Server.Offer[],
+  next: () => Promise<void>,
+): Promise<Response | undefined> {
+  const replayKey = await replayKeyOf(c, options)
+  if (replayKey) {
+    const stored = await replayKey.idempotency.get(replayKey.key).catch(() => undefined)
+    if (stored) return new Response(stored.body, { status: stored.status, headers: stored.headers })
+  }
+
+  let outcome: Server.Outcome
+  try {
+    outcome = await Server.handle(server, c.req.raw, offers, { store: options.store(c) })
+  } catch (error) {
+    // Anything unexpected on the money path answers 503: the credential was not spent.
+    console.error(JSON.stringify({ event: 'payment-error', route: c.req.path, error: String(error) }))
+    return Server.problemResponse(new PaymentUnavailableError({ detail: 'payment processing failed', retryAfter: 2 }))
+  }
+  if (outcome.type === 'response') {
+    if (outcome.error instanceof ConfigurationError) {
+      console.error(JSON.stringify({ event: 'payment-configuration-error', route: c.req.path, detail: outcome.error.detail }))
+    }
+    return outcome.response
+  }
+
+  c.set('payment', { challenge: outcome.challenge, settlement: outcome.settlement, receipt: outcome.receipt })
+  await next()
+  // A failed handler leaves the payment settled but undelivered: the same credential may retry.
+  if (c.error || c.res.status >= 500) {
+    await outcome.release()
+    return
+  }
+  try {
+    await outcome.deliver()
+  } catch (error) {
+    await outcome.release()
+    return Server.problemResponse(error instanceof BadRequestError ? error : new PaymentUnavailableError({ retryAfter: 1 }))
+  }
+  const headers = new Headers(c.res.headers)
+  headers.set('payment-receipt', Receipt.serialize(outcome.receipt))
+  // Core spec, "Caching": a response carrying a receipt is private.
+  headers.set('cache-control', 'private')
+  const body = replayKey ? await c.res.arrayBuffer() : c.res.body
+  const response = new Response(body, { status: c.res.status, statusText: c.res.statusText, headers })
+  c.res = undefined
+  c.res = response
+  if (replayKey && body instanceof ArrayBuffer) {
+    const expiresAt = Date.parse(outcome.challenge.expires ?? '') || Date.now() + server.ttlSeconds * 1000
+    const stored = { status: response.status, headers: [...headers.entries()], body }
+    c.executionCtx.waitUntil(replayKey.idempotency.put(replayKey.key, stored, expiresAt).catch(() => {}))
+  }
+  return undefined
+}
+
+async function replayKeyOf<E extends Env>(c: Context<E>, options: PaymentOptions<E>) {
+  const key = c.req.header('idempotency-key')
+  const authorization = c.req.header('authorization')
+  if (!options.idempotency || !key || !authorization || key.length > 255) return undefined
+  return { idempotency: options.idempotency(c), key: await idempotencyKey(key, authorization) }
+}
