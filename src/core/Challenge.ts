@@ -59,8 +59,8 @@ export const Schema = EchoedSchema
  * @example
  * const challenge = await Challenge.create({ secret, realm: 'api.example.com', method: 'tempo', intent: 'charge', request: { amount: '1' } })
  */
-export async function create(parameters: Omit<Challenge, 'id'> & { secret: string }): Promise<Challenge> {
-  const { secret, ...fields } = parameters
+export async function create(parameters: Omit<Challenge, 'id'> & { id?: string | undefined; secret: string }): Promise<Challenge> {
+  const { secret, id: _ignored, ...fields } = parameters
   const id = await ChallengeId.compute(secret, { ...fields, request: encodeJson(fields.request) })
   return compact({ id, ...fields })
 }

@@ -5,7 +5,7 @@ import * as BodyDigest from './BodyDigest.js'
 import * as Challenge from './Challenge.js'
 import * as ChallengeId from './ChallengeId.js'
 import * as Credential from './Credential.js'
-import { encodeJson } from './Encoding.js'
+import { decodeObject, encodeBytes, encodeJson } from './Encoding.js'
 import {
   BadRequestError,
   InvalidChallengeError,
@@ -218,7 +218,7 @@ async function verify(context: Context, credential: Credential.Credential, store
   }
   // The request must be what this route charges now, and the opaque route scope must be this route.
   const offer = sameMethod.find((o) => encodeJson(o.request) === echoed.request)
-  if (!offer || echoed.opaque !== routeScope(route)) {
+  if (!offer || scopedRoute(echoed.opaque) !== route) {
     throw new InvalidChallengeError({ detail: 'the challenge was issued for another route or price' })
   }
   // Charge intent, "Verification": expiry before the proof.
@@ -294,12 +294,23 @@ async function verify(context: Context, credential: Credential.Credential, store
 }
 
 /**
- * The opaque value that scopes a challenge to one route: base64url of canonical JSON, as the spec describes `opaque`.
+ * The opaque value of a challenge: base64url of canonical JSON (core spec, "opaque") holding the route it
+ * pays for and a random nonce, so that two payers never get the same challenge id.
  * @example
- * Server.routeScope('GET /report') // 'eyJyb3V0ZSI6IkdFVCAvcmVwb3J0In0'
+ * Server.routeScope('GET /report') // 'eyJub25jZSI6Ij…'
  */
-export function routeScope(route: string): string {
-  return encodeJson({ route })
+export function routeScope(route: string, nonce = encodeBytes(crypto.getRandomValues(new Uint8Array(16)))): string {
+  return encodeJson({ nonce, route })
+}
+
+function scopedRoute(opaque: string | undefined): string | undefined {
+  if (!opaque) return undefined
+  try {
+    const scope = decodeObject(opaque)
+    return typeof scope.route === 'string' && typeof scope.nonce === 'string' ? scope.route : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /**

@@ -110,7 +110,8 @@ async function settle<E extends Env>(
   if (replayKey && body instanceof ArrayBuffer) {
     const expiresAt = Date.parse(outcome.challenge.expires ?? '') || Date.now() + server.ttlSeconds * 1000
     const stored = { status: response.status, headers: [...headers.entries()], body }
-    c.executionCtx.waitUntil(replayKey.idempotency.put(replayKey.key, stored, expiresAt).catch(() => {}))
+    // Awaited, so a retry right after this response finds it.
+    await replayKey.idempotency.put(replayKey.key, stored, expiresAt).catch(() => {})
   }
   return undefined
 }

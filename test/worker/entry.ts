@@ -1,5 +1,6 @@
 /** Test worker entry: exports the Durable Object classes so tests get real bindings. */
 export { ReplayGuard } from '../../src/storage/ReplayGuard.js'
+export { IdempotencyCache } from '../../src/storage/IdempotencyCache.js'
 
 export default {
   fetch: () => new Response('mpp-edge test worker', { status: 404 }),
