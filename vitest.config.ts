@@ -19,6 +19,8 @@ const optimizer = {
 
 export default defineConfig({
   test: {
+    // CI reads the totals from the JSON report (.ci/run prints them as its last line).
+    reporters: ['default', ['json', { outputFile: 'test-results/results.json' }]],
     globalSetup: ['./test/setup/global.ts'],
     projects: [
       {
