@@ -1,0 +1,12 @@
+/** @module The protocol core: runtime-free objects of the Payment authentication scheme. */
+export * as AcceptPayment from './AcceptPayment.js'
+export * as BodyDigest from './BodyDigest.js'
+export * as Challenge from './Challenge.js'
+export * as ChallengeId from './ChallengeId.js'
+export * as Credential from './Credential.js'
+export * as Encoding from './Encoding.js'
+export * as Errors from './Errors.js'
+export * as Method from './Method.js'
+export * as Receipt from './Receipt.js'
+export * as ReplayStore from './ReplayStore.js'
+export * as Server from './Server.js'
