@@ -1,0 +1,2 @@
+/** @module The paying side: a fetch that answers 402 challenges with configured wallets. */
+export { paymentFetch, PolicyError, type Options, type Step, type Wallet } from './fetch.js'
