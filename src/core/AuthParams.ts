@@ -101,12 +101,16 @@ export function splitChallenges(header: string): Params[] {
 }
 
 /**
- * Quotes a value as an RFC 9110 quoted-string, refusing control characters (header injection).
+ * Quotes a value as an RFC 9110 quoted-string, refusing control characters (header injection) and
+ * characters a header value cannot carry.
  * @example
  * quote('Pay "now"') // '"Pay \\"now\\""'
  */
 export function quote(value: string): string {
   // CR, LF, NUL and other controls could split or smuggle a header.
   if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value)) throw new AuthParamsError('control character in parameter value')
+  // RFC 9110 §5.6.4: qdtext is ASCII or obs-text (0x80-0xFF); fetch's Headers refuses anything above
+  // U+00FF with a TypeError, so refuse it here with a typed error instead.
+  if (/[^\u0000-\u00ff]/.test(value)) throw new AuthParamsError('character outside Latin-1 in parameter value')
   return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`
 }

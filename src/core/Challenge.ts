@@ -37,6 +37,8 @@ export const maxHeaderLength = 64 * 1024
 
 const methodId = /^[a-z]+$/
 const intentId = /^[A-Za-z0-9-]+$/
+// An HTTP field name (RFC 9110 §5.1: a token).
+const headerName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
 const EchoedSchema = v.object({
   id: v.pipe(v.string(), v.minLength(1)),
@@ -103,11 +105,14 @@ export function serialize(challenge: Challenge | Echoed): string {
     ['expires', challenge.expires],
     ['digest', challenge.digest],
     ['description', challenge.description],
+    // The credential header is bound into the id, so the client must learn it; the default stays implicit.
+    ['header', isDefaultHeader(challenge.header) ? undefined : challenge.header],
     ['opaque', challenge.opaque],
   ]
   if (!challenge.id) throw new ChallengeFormatError('id must not be empty')
   if (!methodId.test(challenge.method)) throw new ChallengeFormatError('method must be lowercase a-z')
   if (!intentId.test(challenge.intent)) throw new ChallengeFormatError('intent must be a token')
+  if (challenge.header !== undefined && !headerName.test(challenge.header)) throw new ChallengeFormatError('header must be a field name')
   try {
     return `Payment ${params
       .filter((p): p is [string, string] => p[1] !== undefined)
@@ -190,6 +195,8 @@ function fromParams(params: { name: string; value: string }[]): Challenge {
   const requestWire = required('request')
   if (!methodId.test(method)) throw new ChallengeParseError('method must be lowercase a-z')
   if (!intentId.test(intent)) throw new ChallengeParseError('intent must be a token')
+  const header = seen.get('header')
+  if (header !== undefined && !headerName.test(header)) throw new ChallengeParseError('header must be a field name')
   let request
   try {
     request = decodeObject(requestWire)
@@ -206,8 +213,13 @@ function fromParams(params: { name: string; value: string }[]): Challenge {
     expires: seen.get('expires'),
     digest: seen.get('digest'),
     description: seen.get('description'),
+    header,
     opaque: seen.get('opaque'),
   })
+}
+
+function isDefaultHeader(header: string | undefined): boolean {
+  return header === undefined || header.toLowerCase() === 'authorization'
 }
 
 function compact<T extends Record<string, unknown>>(value: T): T {
