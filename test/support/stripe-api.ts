@@ -1,0 +1,286 @@
+/**
+ * A local HTTP server speaking Stripe's documented API for `POST /v1/payment_intents`, for tests that cannot
+ * reach Stripe: bearer or basic auth, form-encoded bodies, `Stripe-Version`, Stripe's error object, and
+ * idempotency as Stripe API v1 documents it (the first result for a key is saved once execution begins and
+ * replayed with `Idempotent-Replayed: true`; other parameters under the same key are a 400 idempotency_error;
+ * a key whose first request is still running is a 409; rate limiting and validation come before that layer
+ * and save nothing). The token chooses the outcome (see stripe-fixtures.ts). Every request is recorded, and
+ * `GET /__test/requests?token=…|idempotencyKey=…[&settled=1]` lists them for tests in other processes.
+ */
+import { type IncomingMessage, type ServerResponse, createServer } from 'node:http'
+import { type Outcome, type RecordedRequest, testSecretKey } from './stripe-fixtures.js'
+
+type Saved = { fingerprint: string; state: 'running' | 'done'; status: number; body: string }
+type Answer = { status: number; body: unknown; headers?: Record<string, string> }
+
+const knownParams = /^(amount|currency|confirm|shared_payment_granted_token|automatic_payment_methods\[(enabled|allow_redirects)\]|metadata\[[^[\]]+\]|application_fee_amount|on_behalf_of|transfer_data\[(destination|amount)\]|transfer_group|description)$/
+
+/** A running local Stripe API. */
+export type StripeApi = { url: string; requests: RecordedRequest[]; stop: () => Promise<void> }
+
+/**
+ * Starts the server on 127.0.0.1.
+ * @example
+ * const api = await startStripeApi({ port: 0 })
+ */
+export async function startStripeApi(options: { port: number; slowMs?: number }): Promise<StripeApi> {
+  const slowMs = options.slowMs ?? 1500
+  const requests: RecordedRequest[] = []
+  const saved = new Map<string, Saved>()
+  const consumed = new Set<string>()
+  const flakySeen = new Set<string>()
+  let counter = 0
+  const id = (prefix: string) => `${prefix}_${(++counter).toString(36).padStart(6, '0')}${Math.random().toString(36).slice(2, 14)}`
+
+  async function paymentIntents(record: RecordedRequest): Promise<Answer> {
+    if (record.auth === 'none') {
+      return error(401, { type: 'invalid_request_error', message: 'You did not provide an API key. You need to provide your API key in the Authorization header.' })
+    }
+    if (record.apiKey !== testSecretKey) {
+      return error(401, { type: 'invalid_request_error', message: `Invalid API Key provided: ${mask(record.apiKey ?? '')}` })
+    }
+    const outcome = outcomeOf(record.token)
+    // The rate limiter runs before the idempotency layer (Stripe "Advanced error handling").
+    if (outcome === 'ratelimited') {
+      return { ...error(429, { type: 'invalid_request_error', code: 'rate_limit', message: 'Request rate limit exceeded.' }), headers: { 'retry-after': '3' } }
+    }
+    if (!record.contentType?.startsWith('application/x-www-form-urlencoded')) {
+      return error(400, { type: 'invalid_request_error', message: 'Invalid request: the body must be application/x-www-form-urlencoded.' })
+    }
+    if (record.stripeVersion !== undefined && !/^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$/.test(record.stripeVersion)) {
+      return error(400, { type: 'invalid_request_error', message: `Invalid Stripe API version: ${record.stripeVersion}` })
+    }
+    const invalid = validate(record)
+    if (invalid) return invalid
+
+    const key = record.idempotencyKey !== undefined ? `${record.apiKey}|${record.stripeAccount ?? ''}|${record.idempotencyKey}` : undefined
+    const fingerprint = JSON.stringify(Object.entries(record.params).sort(([a], [b]) => a.localeCompare(b)))
+    const previous = key !== undefined ? saved.get(key) : undefined
+    if (previous?.state === 'running') {
+      return error(409, { type: 'invalid_request_error', code: 'idempotency_key_in_use', message: 'There is currently another in-progress request using this idempotency key. Try again later.' })
+    }
+    if (previous) {
+      if (previous.fingerprint !== fingerprint) {
+        return error(400, {
+          type: 'idempotency_error',
+          message: `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${record.idempotencyKey}' if you meant to execute a different request.`,
+        })
+      }
+      return { status: previous.status, body: JSON.parse(previous.body), headers: { 'idempotent-replayed': 'true' } }
+    }
+    if (outcome === 'flaky' && !flakySeen.has(record.token!)) {
+      // Failed before the endpoint began executing: nothing is saved, a retry with the same key runs afresh.
+      flakySeen.add(record.token!)
+      return { ...error(503, { type: 'api_error', message: 'The service is temporarily unavailable. Please try again.' }), headers: { 'stripe-should-retry': 'true' } }
+    }
+    const entry: Saved | undefined = key !== undefined ? { fingerprint, state: 'running', status: 0, body: '' } : undefined
+    if (key !== undefined && entry) saved.set(key, entry)
+    const answer = await execute(record, outcome)
+    if (key !== undefined && entry) {
+      entry.state = 'done'
+      entry.status = answer.status
+      entry.body = JSON.stringify(answer.body)
+    }
+    return answer
+  }
+
+  async function execute(record: RecordedRequest, outcome: Outcome): Promise<Answer> {
+    const token = record.token!
+    const p = record.params
+    if (outcome === 'error') return error(500, { type: 'api_error', message: 'An unknown error occurred.' })
+    if (outcome === 'unknown') {
+      return error(400, { type: 'invalid_request_error', code: 'resource_missing', param: 'shared_payment_granted_token', message: `No such shared_payment_granted_token: '${token}'` })
+    }
+    if (outcome === 'expired') {
+      return error(400, { type: 'invalid_request_error', param: 'shared_payment_granted_token', message: 'This SharedPaymentGrantedToken has expired and can no longer be used.' })
+    }
+    if (consumed.has(token)) {
+      return error(400, { type: 'invalid_request_error', param: 'shared_payment_granted_token', message: 'This SharedPaymentGrantedToken has already been used.' })
+    }
+    if (outcome === 'slow') await new Promise((resolve) => setTimeout(resolve, slowMs))
+    const metadata = Object.fromEntries(
+      Object.entries(p)
+        .filter(([k]) => k.startsWith('metadata['))
+        .map(([k, value]) => [k.slice('metadata['.length, -1), value]),
+    )
+    const intent = {
+      id: id('pi'),
+      object: 'payment_intent',
+      amount: Number(p.amount),
+      amount_received: 0,
+      currency: p.currency,
+      status: 'succeeded',
+      confirmation_method: 'automatic',
+      capture_method: 'automatic',
+      automatic_payment_methods: { enabled: true, allow_redirects: p['automatic_payment_methods[allow_redirects]'] ?? 'always' },
+      payment_method: id('pm'),
+      metadata,
+      application_fee_amount: p.application_fee_amount !== undefined ? Number(p.application_fee_amount) : null,
+      on_behalf_of: p.on_behalf_of ?? null,
+      transfer_data: p['transfer_data[destination]'] !== undefined ? { destination: p['transfer_data[destination]'], ...(p['transfer_data[amount]'] !== undefined ? { amount: Number(p['transfer_data[amount]']) } : {}) } : null,
+      transfer_group: p.transfer_group ?? null,
+      last_payment_error: null as unknown,
+      next_action: null as unknown,
+      created: Math.floor(Date.now() / 1000),
+      livemode: false,
+    }
+    record.paymentIntent = intent.id
+    if (outcome === 'declined') {
+      intent.status = 'requires_payment_method'
+      const decline = { type: 'card_error', code: 'card_declined', decline_code: 'insufficient_funds', message: 'Your card has insufficient funds.', doc_url: 'https://docs.stripe.com/error-codes/card-declined' }
+      intent.last_payment_error = decline
+      return error(402, { ...decline, payment_intent: intent })
+    }
+    if (outcome === 'action') {
+      intent.status = 'requires_action'
+      intent.next_action = { type: 'use_stripe_sdk', use_stripe_sdk: { type: 'three_d_secure_redirect' } }
+      return { status: 200, body: intent }
+    }
+    consumed.add(token)
+    intent.amount_received = intent.amount
+    return { status: 200, body: intent }
+  }
+
+  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1')
+    if (req.method === 'GET' && url.pathname === '/__test/requests') return inspect(url, res)
+    const body = await readBody(req)
+    const record = recordOf(req, url, body, requests.length + 1)
+    requests.push(record)
+    res.on('error', () => {})
+    let answer: Answer
+    if (req.method === 'POST' && url.pathname === '/v1/payment_intents') {
+      answer = await paymentIntents(record)
+    } else {
+      answer = error(404, { type: 'invalid_request_error', message: `Unrecognized request URL (${req.method}: ${url.pathname}).` })
+    }
+    record.status = answer.status
+    record.replayed = answer.headers?.['idempotent-replayed'] === 'true'
+    const err = (answer.body as { error?: { type: string; code?: string; payment_intent?: { id: string } } }).error
+    if (err) {
+      record.error = { type: err.type, code: err.code }
+      if (err.payment_intent) record.paymentIntent = err.payment_intent.id
+    } else if ((answer.body as { object?: string }).object === 'payment_intent') {
+      record.paymentIntent = (answer.body as { id: string }).id
+    }
+    // Answered as far as Stripe is concerned, even when the caller already gave up waiting.
+    record.finished = true
+    res.writeHead(answer.status, { 'content-type': 'application/json', 'request-id': id('req'), 'stripe-version': record.stripeVersion ?? '2020-08-27', ...answer.headers })
+    res.end(JSON.stringify(answer.body))
+  })
+
+  async function inspect(url: URL, res: ServerResponse) {
+    const token = url.searchParams.get('token')
+    const key = url.searchParams.get('idempotencyKey')
+    const matching = () => requests.filter((r) => (token === null || r.token === token) && (key === null || r.idempotencyKey === key))
+    if (url.searchParams.get('settled') === '1') {
+      const deadline = Date.now() + 10_000
+      while (matching().some((r) => !r.finished) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify(matching()))
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port, '127.0.0.1', () => resolve())
+  })
+  const address = server.address()
+  const port = typeof address === 'object' && address ? address.port : options.port
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
+
+function outcomeOf(token: string | undefined): Outcome {
+  const word = /^spt_([a-z]+)_/.exec(token ?? '')?.[1]
+  const known: Outcome[] = ['ok', 'declined', 'action', 'expired', 'flaky', 'error', 'ratelimited', 'slow']
+  return known.includes(word as Outcome) ? (word as Outcome) : 'unknown'
+}
+
+function validate(record: RecordedRequest): Answer | undefined {
+  const p = record.params
+  for (const name of Object.keys(p)) {
+    if (!knownParams.test(name)) return error(400, { type: 'invalid_request_error', code: 'parameter_unknown', param: name, message: `Received unknown parameter: ${name}` })
+  }
+  // SPTs are a preview feature: a non-preview version does not know the parameter.
+  if (p.shared_payment_granted_token !== undefined && !record.stripeVersion?.endsWith('.preview')) {
+    return error(400, { type: 'invalid_request_error', code: 'parameter_unknown', param: 'shared_payment_granted_token', message: 'Received unknown parameter: shared_payment_granted_token' })
+  }
+  for (const name of ['amount', 'currency']) {
+    if (p[name] === undefined) return error(400, { type: 'invalid_request_error', code: 'parameter_missing', param: name, message: `Missing required param: ${name}.` })
+  }
+  for (const name of ['amount', 'application_fee_amount', 'transfer_data[amount]']) {
+    if (p[name] !== undefined && !/^\d+$/.test(p[name]!)) {
+      return error(400, { type: 'invalid_request_error', code: 'parameter_invalid_integer', param: name, message: `Invalid integer: ${p[name]}` })
+    }
+  }
+  if (Number(p.amount) < 1) return error(400, { type: 'invalid_request_error', code: 'amount_too_small', param: 'amount', message: 'Amount must be at least 1.' })
+  if (!/^[a-z]{3}$/.test(p.currency!)) return error(400, { type: 'invalid_request_error', param: 'currency', message: `Invalid currency: ${p.currency}. Stripe currently supports these currencies in lowercase.` })
+  for (const name of ['confirm', 'automatic_payment_methods[enabled]']) {
+    if (p[name] !== undefined && p[name] !== 'true' && p[name] !== 'false') {
+      return error(400, { type: 'invalid_request_error', code: 'parameter_invalid_boolean', param: name, message: `Invalid boolean: ${p[name]}` })
+    }
+  }
+  return undefined
+}
+
+function error(status: number, body: Record<string, unknown>): Answer {
+  return { status, body: { error: body } }
+}
+
+function mask(key: string): string {
+  return key.length > 8 ? `${key.slice(0, 8)}${'*'.repeat(Math.max(0, key.length - 12))}${key.slice(-4)}` : '****'
+}
+
+function recordOf(req: IncomingMessage, url: URL, body: string, seq: number): RecordedRequest {
+  const header = (name: string) => {
+    const value = req.headers[name]
+    return Array.isArray(value) ? value.join(', ') : value
+  }
+  const authorization = header('authorization') ?? ''
+  let auth: RecordedRequest['auth'] = 'none'
+  let apiKey: string | undefined
+  if (/^bearer /i.test(authorization)) {
+    auth = 'bearer'
+    apiKey = authorization.slice(7).trim()
+  } else if (/^basic /i.test(authorization)) {
+    auth = 'basic'
+    apiKey = Buffer.from(authorization.slice(6).trim(), 'base64').toString('utf8').split(':')[0]
+  }
+  const contentType = header('content-type')
+  const params: Record<string, string> = {}
+  if (contentType?.startsWith('application/x-www-form-urlencoded')) {
+    for (const [name, value] of new URLSearchParams(body)) params[name] = value
+  }
+  return {
+    seq,
+    method: req.method ?? '',
+    path: url.pathname,
+    auth,
+    apiKey,
+    contentType,
+    stripeVersion: header('stripe-version'),
+    stripeAccount: header('stripe-account'),
+    idempotencyKey: header('idempotency-key'),
+    params,
+    token: params.shared_payment_granted_token,
+    finished: false,
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let data = ''
+    req.setEncoding('utf8')
+    req.on('data', (chunk: string) => (data += chunk))
+    req.on('end', () => resolve(data))
+    req.on('error', reject)
+  })
+}
