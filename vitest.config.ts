@@ -43,6 +43,33 @@ export default defineConfig({
         },
       },
       {
+        // The gateway worker with its own wrangler.toml; the origin is a second worker behind the ORIGIN service binding.
+        plugins: [
+          cloudflareTest({
+            main: './src/gateway/index.ts',
+            wrangler: { configPath: './wrangler.toml' },
+            miniflare: {
+              bindings: {
+                MPP_SECRET_KEY: 'gateway-test-secret-0123456789abcdef',
+                STRIPE_SECRET_KEY: 'sk_test_gateway',
+                STRIPE_API_BASE: stripeUrl,
+                TEST_TEMPO_RPC_URL: anvilUrl,
+                TEST_STRIPE_API_URL: stripeUrl,
+              },
+              serviceBindings: { ORIGIN: 'origin' },
+              ratelimits: { TEST_RATE_LIMITER: { simple: { limit: 2, period: 60 } } },
+              analyticsEngineDatasets: { TEST_ANALYTICS: { dataset: 'mpp_gateway_test' } },
+              workers: [{ name: 'origin', modules: true, scriptPath: './test/gateway/origin.mjs', compatibilityDate: '2026-04-01' }],
+            },
+          }),
+        ],
+        test: {
+          name: 'gateway',
+          include: ['test/gateway/**/*.test.ts'],
+          deps: { optimizer },
+        },
+      },
+      {
         test: {
           name: 'node',
           environment: 'node',

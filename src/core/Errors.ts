@@ -196,6 +196,21 @@ export class RateLimitedError extends PaymentError {
 }
 
 /**
+ * The upstream that serves a paid request failed after the payment settled (a gateway answers 502). The
+ * payment stays settled but undelivered: the same credential is served again, without a second charge,
+ * until its challenge expires.
+ * @example
+ * Server.problemResponse(new OriginFailedError({ detail: 'origin answered 503' }), { reference })
+ */
+export class OriginFailedError extends PaymentError {
+  override readonly name = 'OriginFailedError'
+  readonly problem = 'origin-failed'
+  readonly status = 502
+  readonly title = 'Origin Failed'
+  override readonly challenge = false
+}
+
+/**
  * Whether a value is a PaymentError.
  * @example
  * if (isPaymentError(e)) return e.status

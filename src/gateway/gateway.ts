@@ -1,0 +1,313 @@
+/**
+ * @module The gateway: prices routes from the pricing table, takes payment through the core server,
+ * forwards paid and unpriced requests to the origin, and answers discovery and health requests.
+ */
+import {
+  BadRequestError,
+  ConfigurationError,
+  OriginFailedError,
+  PaymentUnavailableError,
+  RateLimitedError,
+  isPaymentError,
+  type PaymentError,
+} from '../core/Errors.js'
+import type { Method } from '../core/Method.js'
+import * as PaidResponse from '../core/PaidResponse.js'
+import type { ReplayStore } from '../core/ReplayStore.js'
+import * as Server from '../core/Server.js'
+import { maxStoredBody } from '../storage/IdempotencyCache.js'
+import { idempotencyKey, idempotencyStore, type Idempotency } from '../storage/idempotency.js'
+import { replayStore } from '../storage/replay-store.js'
+import { recorder, type Recorder } from './events.js'
+import { buildMethods, type MethodFactories } from './methods.js'
+import { openApiDocument } from './openapi.js'
+import { callOrigin, originRequest, routingOverride } from './origin.js'
+import { paymentPage, prefersHtml, type PageOffer } from './page.js'
+import { AmbiguousPathError, canonicalPath } from './path.js'
+import { PricingError, parsePricing, type PricingTable } from './pricing.js'
+import { overLimit } from './rate-limit.js'
+import { compileRoutes, matchRoute, type CompiledRoute } from './routes.js'
+import { readSettings, type GatewayEnv, type Settings } from './settings.js'
+
+/** What a gateway is built from. */
+export type GatewayOptions = {
+  /** The parsed pricing.json (validated here). */
+  pricing: unknown
+  /** Bindings, variables and secrets. */
+  env: GatewayEnv
+  /** Method factories by name (the deployed ones are `methodFactories`). */
+  factories: MethodFactories
+  /** Where log lines go (default `console.log`). */
+  log?: ((line: string) => void) | undefined
+}
+
+/** A built gateway. */
+export type Gateway = {
+  fetch: (request: Request) => Promise<Response>
+  table: PricingTable
+  settings: Settings
+  routes: readonly CompiledRoute[]
+}
+
+/** A priced route with everything its requests need, prepared once. */
+type Priced = {
+  route: CompiledRoute
+  server: Server.Server
+  offers: Promise<Server.Offer[]>
+  page: PageOffer[]
+}
+
+/** Paths the gateway answers itself, before the pricing table. */
+export const reservedPaths = { health: '/__mpp/health', openapi: '/openapi.json', prefix: '/__mpp/' }
+
+/**
+ * Builds a gateway. Everything that can be checked is checked here, once per isolate: settings, the
+ * pricing table, the method configurations and every route's offers. Errors name what is wrong.
+ * @example
+ * const gateway = createGateway({ pricing, env, factories: methodFactories })
+ * export default { fetch: (request) => gateway.fetch(request) }
+ */
+export function createGateway(options: GatewayOptions): Gateway {
+  const settings = readSettings(options.env)
+  const table = parsePricing(options.pricing)
+  const methods = buildMethods(table.methods, options.env, options.factories)
+  const byName = new Map(methods.map((method) => [method.name, method]))
+  const routes = compileRoutes(table)
+  const record = recorder(settings.analytics, options.log)
+  const store = replayStore(settings.replayGuard)
+  const idempotency = settings.idempotencyCache ? idempotencyStore(settings.idempotencyCache) : undefined
+  const priced: (Priced | undefined)[] = routes.map((route) => (route.entry.free ? undefined : prepare(route, settings, methods, byName, record)))
+
+  let discovery: Promise<string> | undefined
+  const openApi = () =>
+    (discovery ??= (async () => {
+      const offers = new Map<number, Server.Offer[]>()
+      for (const entry of priced) if (entry) offers.set(entry.route.index, await entry.offers)
+      return JSON.stringify(openApiDocument(table, routes, offers))
+    })().catch((error) => {
+      discovery = undefined
+      throw error
+    }))
+
+  const context: Context = { settings, store, idempotency, record }
+
+  async function handle(request: Request): Promise<Response> {
+    const url = new URL(request.url)
+    let path: string
+    try {
+      path = canonicalPath(url.pathname)
+    } catch (error) {
+      if (!(error instanceof AmbiguousPathError)) throw error
+      record({ type: 'ambiguous-path', route: '-', request: request.method, detail: error.message })
+      return Server.problemResponse(new BadRequestError({ detail: `ambiguous path: ${error.message}` }))
+    }
+    const method = request.method
+    if (method !== method.toUpperCase()) return Server.problemResponse(new BadRequestError({ detail: 'the HTTP method must be uppercase' }))
+    if (path.startsWith(reservedPaths.prefix)) {
+      if (path === reservedPaths.health && (method === 'GET' || method === 'HEAD')) return health(table, methods)
+      return Server.problemResponse(new BadRequestError({ detail: `${reservedPaths.prefix} is reserved for the gateway` }))
+    }
+    if (path === reservedPaths.openapi && (method === 'GET' || method === 'HEAD')) {
+      return discoveryResponse(await openApi(), method)
+    }
+    const override = routingOverride(request.headers, url)
+    if (override) {
+      return Server.problemResponse(new BadRequestError({ detail: `"${override}" is not accepted: it could change the route the origin serves` }))
+    }
+    const route = matchRoute(routes, method, path)
+    const paid = route ? priced[route.index] : undefined
+    if (!paid) return passThrough(context, request, url, path)
+    return payAndForward(context, paid, request, url, path)
+  }
+
+  return {
+    table,
+    settings,
+    routes,
+    fetch: async (request) => {
+      try {
+        return await handle(request)
+      } catch (error) {
+        // Only reached by faults outside the payment path (which answers for itself): nothing was charged.
+        console.error(JSON.stringify({ event: 'gateway-error', error: String(error) }))
+        return Server.problemResponse(new PaymentUnavailableError({ detail: 'the gateway failed to handle the request', retryAfter: 2 }))
+      }
+    },
+  }
+}
+
+type Context = {
+  settings: Settings
+  store: ReplayStore
+  idempotency: Idempotency | undefined
+  record: Recorder
+}
+
+function prepare(
+  route: CompiledRoute,
+  settings: Settings,
+  methods: Method<any, any>[],
+  byName: Map<string, Method<any, any>>,
+  record: Recorder,
+): Priced {
+  const entry = route.entry
+  const server = Server.create({
+    realm: settings.realm,
+    secret: settings.secret,
+    previousSecrets: settings.previousSecrets,
+    methods,
+    ttlSeconds: entry.expires,
+    onEvent: (event) => record({ ...event, route: route.label, request: event.route }),
+  })
+  const accepts = entry.accept ?? methods.map((method) => ({ method: method.name, currency: undefined, price: undefined }))
+  const page: PageOffer[] = []
+  const built = accepts.map((accept, j) => {
+    const method = byName.get(accept.method)!
+    const where = `pricing.json ${route.label} accept[${j}] (${accept.method})`
+    if (!method.intents.includes(entry.intent)) throw new PricingError(`${where}: the method does not serve the "${entry.intent}" intent`)
+    const price = { amount: accept.price ?? entry.price!, currency: accept.currency, description: entry.description }
+    let request: unknown
+    try {
+      // Charges are priced once per isolate; a method whose charge is synchronous fails here, at start-up.
+      request = method.charge(price)
+    } catch (error) {
+      throw new PricingError(`${where}: ${(error as Error).message}`, { cause: error })
+    }
+    const offer = async (): Promise<Server.Offer> => {
+      const value = (await request) as Record<string, unknown>
+      page[j] = { method: method.name, price: price.amount, currency: String(accept.currency ?? value.currency ?? ''), amount: String(value.amount ?? '') }
+      return { method, intent: entry.intent, request: value, description: entry.description }
+    }
+    return offer().catch((error) => {
+      throw new ConfigurationError({ detail: `${where}: ${(error as Error).message}`, cause: error })
+    })
+  })
+  const offers = Promise.all(built)
+  offers.catch((error) => console.error(JSON.stringify({ event: 'pricing-error', route: route.label, detail: String(error.detail ?? error) })))
+  return { route, server, offers, page }
+}
+
+async function passThrough(context: Context, request: Request, url: URL, path: string): Promise<Response> {
+  try {
+    return await callOrigin(context.settings, originRequest(context.settings, request, url, path))
+  } catch (error) {
+    console.error(JSON.stringify({ event: 'origin-error', request: `${request.method} ${path}`, error: String(error) }))
+    return Server.problemResponse(new OriginFailedError({ detail: originFailure(error) }))
+  }
+}
+
+async function payAndForward(context: Context, paid: Priced, original: Request, url: URL, path: string): Promise<Response> {
+  const { settings, record } = context
+  const label = paid.route.label
+  const authorization = original.headers.get('authorization')
+  const presents = authorization !== null && /(^|,)\s*payment(\s|$)/i.test(authorization)
+  const client = original.headers.get('cf-connecting-ip') ?? 'unknown'
+  const wait = await overLimit(settings, presents ? 'verify' : 'challenge', client)
+  if (wait !== undefined) {
+    record({ type: 'rate-limited', route: label, request: `${original.method} ${path}`, status: 429 })
+    const what = presents ? 'payment attempts' : 'payment challenges'
+    return Server.problemResponse(new RateLimitedError({ detail: `too many ${what} from this client`, retryAfter: wait }))
+  }
+
+  // The core scopes challenges to the request's path: give it the canonical one.
+  let request = original
+  if (url.pathname !== path) {
+    const canonical = new URL(url)
+    canonical.pathname = path
+    request = new Request(canonical, original)
+  }
+
+  const replay = presents && context.idempotency ? await replayKey(context.idempotency, request, authorization) : undefined
+  if (replay) {
+    const stored = await replay.idempotency.get(replay.key).catch(() => undefined)
+    if (stored) return new Response(stored.body, { status: stored.status, headers: stored.headers })
+  }
+
+  let outcome: Server.Outcome
+  try {
+    outcome = await Server.handle(paid.server, request, await paid.offers, { store: context.store })
+  } catch (error) {
+    if (isPaymentError(error) && error instanceof ConfigurationError) {
+      console.error(JSON.stringify({ event: 'payment-configuration-error', route: label, detail: error.detail }))
+      return Server.problemResponse(error)
+    }
+    console.error(JSON.stringify({ event: 'payment-error', route: label, error: String(error) }))
+    return Server.problemResponse(new PaymentUnavailableError({ detail: 'payment processing failed', retryAfter: 2 }))
+  }
+  if (outcome.type === 'response') {
+    if (outcome.response.status === 402 && prefersHtml(request.headers.get('accept'))) {
+      return paymentPage(outcome.response, {
+        resource: `${request.method} ${path}`,
+        url: request.url,
+        description: paid.route.entry.description,
+        offers: paid.page,
+      })
+    }
+    return outcome.response
+  }
+
+  // Paid: only now is the origin called.
+  const reference = outcome.settlement.reference
+  const resource = `${request.method} ${path}`
+  let response: Response | undefined
+  let failure: string | undefined
+  try {
+    response = await callOrigin(settings, originRequest(settings, request, url, path))
+  } catch (error) {
+    failure = originFailure(error)
+  }
+  if (!response || response.status >= 500) {
+    await response?.body?.cancel().catch(() => {})
+    await outcome.release()
+    const detail = `${failure ?? `the origin answered ${response!.status}`} after the payment settled; send the same request with the same credential before ${outcome.challenge.expires} to be served without paying again`
+    record({ type: 'origin-failed', route: label, request: resource, method: outcome.challenge.method, challengeId: outcome.challenge.id, reference, status: response?.status ?? 502, detail: failure ?? `origin answered ${response!.status}` })
+    return Server.problemResponse(new OriginFailedError({ detail }), { reference, challengeId: outcome.challenge.id, method: outcome.challenge.method })
+  }
+  if (response.status >= 400) {
+    // Core spec: no receipt on an error. The payment is not spent on it: the same credential may retry.
+    await outcome.release()
+    record({ type: 'origin-refused', route: label, request: resource, method: outcome.challenge.method, challengeId: outcome.challenge.id, reference, status: response.status })
+    const headers = new Headers(response.headers)
+    headers.delete('payment-receipt')
+    headers.set('cache-control', 'no-store')
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers })
+  }
+  try {
+    await outcome.deliver()
+  } catch (error) {
+    await response.body?.cancel().catch(() => {})
+    await outcome.release()
+    return Server.problemResponse(isPaymentError(error) ? (error as PaymentError) : new PaymentUnavailableError({ retryAfter: 1 }))
+  }
+  const delivered = PaidResponse.withReceipt(response, outcome.receipt)
+  if (!replay) return delivered
+  const body = await delivered.arrayBuffer()
+  if (body.byteLength <= maxStoredBody) {
+    const expiresAt = Date.parse(outcome.challenge.expires ?? '') || Date.now() + paid.server.ttlSeconds * 1000
+    const stored = { status: delivered.status, headers: [...delivered.headers.entries()], body }
+    await replay.idempotency.put(replay.key, stored, expiresAt).catch(() => {})
+  }
+  return new Response(body, { status: delivered.status, statusText: delivered.statusText, headers: delivered.headers })
+}
+
+async function replayKey(idempotency: Idempotency, request: Request, authorization: string | null) {
+  const key = request.headers.get('idempotency-key')
+  if (!key || !authorization || key.length > 255) return undefined
+  return { idempotency, key: await idempotencyKey(key, authorization) }
+}
+
+function originFailure(error: unknown): string {
+  const name = (error as Error | undefined)?.name
+  return name === 'TimeoutError' || name === 'AbortError' ? 'the origin did not answer in time' : 'the origin could not be reached'
+}
+
+function health(table: PricingTable, methods: readonly Method<any, any>[]): Response {
+  const body = { status: 'ok', service: table.service.title, routes: table.routes.length, methods: methods.map((m) => m.name) }
+  return Response.json(body, { headers: { 'cache-control': 'no-store' } })
+}
+
+function discoveryResponse(document: string, method: string): Response {
+  // Payment Discovery draft, "Caching" (5 minutes) and "Cross-Origin Requests".
+  const headers = { 'content-type': 'application/json', 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' }
+  return new Response(method === 'HEAD' ? null : document, { headers })
+}

@@ -1,0 +1,63 @@
+/** @module Forwarding to the origin: payment material removed, the canonical path, no redirects followed. */
+import type { Settings } from './settings.js'
+
+/** Request headers that carry payment material meant for the gateway only (this or other 402 schemes). */
+const paymentHeaders = ['accept-payment', 'payment-receipt', 'payment-signature', 'payment-required', 'payment-response', 'x-payment', 'x-payment-response']
+
+/**
+ * Headers and query parameters some frameworks use to change the method or path they route on. A request
+ * carrying one could be priced as one route and served as another, so the gateway refuses it.
+ * @example
+ * routingOverride(request.headers, url) // 'x-http-method-override'
+ */
+export function routingOverride(headers: Headers, url: URL): string | undefined {
+  for (const name of ['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url', 'x-original-method']) {
+    if (headers.has(name)) return name
+  }
+  if (url.search.includes('_method') && url.searchParams.has('_method')) return '_method'
+  return undefined
+}
+
+/**
+ * The request the origin receives: same method, headers and body, at the canonical path (after the
+ * origin URL's own path, if any) and the same query; `Authorization: Payment` credentials (other schemes
+ * are kept) and payment headers are removed.
+ * @example
+ * const forwarded = originRequest(settings, request, url, '/v1/report')
+ */
+export function originRequest(settings: Settings, request: Request, url: URL, path: string): Request {
+  let target: URL
+  if (settings.origin.type === 'url') {
+    target = new URL(settings.origin.url)
+    target.pathname = target.pathname.replace(/\/$/, '') + path
+  } else {
+    target = new URL(url)
+    target.pathname = path
+  }
+  target.search = url.search
+  const headers = new Headers(request.headers)
+  for (const name of paymentHeaders) headers.delete(name)
+  const authorization = headers.get('authorization')
+  if (authorization && /(^|,)\s*payment(\s|,|$)/i.test(authorization)) {
+    // Same split as Credential.fromHeader: a Payment token never holds a comma.
+    const others = authorization
+      .split(',')
+      .filter((part) => !/^\s*payment(\s|$)/i.test(part))
+      .join(',')
+      .trim()
+    if (others) headers.set('authorization', others)
+    else headers.delete('authorization')
+  }
+  return new Request(target, { method: request.method, headers, body: request.body, redirect: 'manual' })
+}
+
+/**
+ * Sends a request to the origin, giving up after the configured timeout.
+ * @example
+ * const response = await callOrigin(settings, forwarded)
+ */
+export function callOrigin(settings: Settings, request: Request): Promise<Response> {
+  const signal = AbortSignal.timeout(settings.originTimeoutMs)
+  if (settings.origin.type === 'binding') return settings.origin.fetcher.fetch(request, { signal })
+  return fetch(request, { signal })
+}

@@ -1,0 +1,144 @@
+/** @module The gateway's pricing table (pricing.json): its schema, and errors that name the offending entry. */
+import * as v from 'valibot'
+
+/** Raised on an invalid pricing table; the message names the entry and field. */
+export class PricingError extends Error {
+  override readonly name = 'PricingError'
+}
+
+const Decimal = v.pipe(v.string(), v.regex(/^(0|[1-9][0-9]*)(\.[0-9]+)?$/, 'must be a decimal string such as "0.01"'))
+const HttpMethod = v.pipe(v.string(), v.regex(/^(\*|[A-Z]+)$/, 'must be an uppercase HTTP method or "*"'))
+const Text = (max: number) =>
+  v.pipe(v.string(), v.minLength(1), v.maxLength(max), v.regex(/^[^\u0000-\u001f\u007f]*$/, 'must be printable text'))
+const Uri = v.pipe(v.string(), v.url('must be an absolute URI'))
+
+const Pattern = v.pipe(
+  v.string(),
+  v.startsWith('/', 'must start with "/"'),
+  v.check((pattern) => {
+    try {
+      new URLPattern({ pathname: pattern })
+      return true
+    } catch {
+      return false
+    }
+  }, 'is not a valid URLPattern pathname'),
+)
+
+/** One accepted way to pay for a route: a method, optionally a currency and a price of its own. */
+const Accept = v.strictObject({
+  method: v.pipe(v.string(), v.regex(/^[a-z]+$/, 'must be a lowercase payment method name')),
+  currency: v.optional(v.pipe(v.string(), v.minLength(1))),
+  price: v.optional(Decimal),
+})
+
+const Route = v.pipe(
+  v.strictObject({
+    pattern: Pattern,
+    method: v.union([HttpMethod, v.pipe(v.array(HttpMethod), v.minLength(1))], 'must be an HTTP method or a list of them'),
+    free: v.optional(v.boolean(), false),
+    price: v.optional(Decimal),
+    // Only per-request charges exist today; the field is there so `session` can be added later.
+    intent: v.optional(v.picklist(['charge'], 'must be "charge" (the only intent the gateway serves)'), 'charge'),
+    accept: v.optional(v.pipe(v.array(Accept), v.minLength(1, 'must list at least one method'))),
+    description: v.optional(Text(300)),
+    expires: v.optional(v.pipe(v.number(), v.integer(), v.minValue(10), v.maxValue(86_400))),
+    summary: v.optional(Text(300)),
+    requestBody: v.optional(v.record(v.string(), v.unknown())),
+  }),
+  v.check(
+    (route) => (route.free ? route.price === undefined && route.accept === undefined : route.price !== undefined),
+    'a priced route needs "price"; a free route ("free": true) takes no "price" or "accept"',
+  ),
+)
+
+const Service = v.strictObject({
+  title: Text(200),
+  version: Text(50),
+  description: v.optional(Text(2000)),
+  categories: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, 'must be lowercase words joined by "-"'))),
+      v.maxLength(5, 'must list at most 5 categories'),
+    ),
+  ),
+  docs: v.optional(v.strictObject({ apiReference: v.optional(Uri), homepage: v.optional(Uri), llms: v.optional(Uri) })),
+})
+
+/** Schema of pricing.json. */
+export const Schema = v.strictObject({
+  $schema: v.optional(v.string()),
+  service: Service,
+  methods: v.pipe(
+    v.record(v.pipe(v.string(), v.regex(/^[a-z]+$/, 'method names are lowercase a-z')), v.record(v.string(), v.unknown())),
+    v.check((methods) => Object.keys(methods).length > 0, 'must configure at least one payment method'),
+  ),
+  caseSensitive: v.optional(v.boolean(), false),
+  routes: v.pipe(v.array(Route), v.minLength(1, 'must hold at least one route')),
+})
+
+/** A validated pricing table. */
+export type PricingTable = v.InferOutput<typeof Schema>
+
+/** One validated route entry. */
+export type RouteEntry = PricingTable['routes'][number]
+
+/**
+ * Validates a pricing table; the error lists every problem with the entry it belongs to.
+ * @example
+ * const table = parsePricing(await import('../../pricing.json'))
+ */
+export function parsePricing(json: unknown): PricingTable {
+  const result = v.safeParse(Schema, json)
+  if (!result.success) {
+    const lines = result.issues.slice(0, 8).map((issue) => `${where(json, issue.path ?? [])}: ${issue.message}`)
+    throw new PricingError(`pricing.json is invalid:\n  ${lines.join('\n  ')}`)
+  }
+  const table = result.output
+  const seen = new Map<string, number>()
+  table.routes.forEach((route, i) => {
+    for (const accept of route.accept ?? []) {
+      if (!(accept.method in table.methods)) {
+        throw new PricingError(`pricing.json ${label(route, i)}: accepts "${accept.method}", which "methods" does not configure`)
+      }
+    }
+    for (const method of methods(route)) {
+      const key = `${method} ${route.pattern}`
+      const earlier = seen.get(key)
+      if (earlier !== undefined) throw new PricingError(`pricing.json ${label(route, i)}: repeats routes[${earlier}]`)
+      seen.set(key, i)
+    }
+  })
+  return table
+}
+
+/**
+ * The HTTP methods of a route entry.
+ * @example
+ * methods({ method: 'GET' }) // ['GET']
+ */
+export function methods(route: Pick<RouteEntry, 'method'>): string[] {
+  return typeof route.method === 'string' ? [route.method] : route.method
+}
+
+/**
+ * A readable name for a route entry: its index, methods and pattern.
+ * @example
+ * label(route, 2) // 'routes[2] (GET /v1/report)'
+ */
+export function label(route: Pick<RouteEntry, 'method' | 'pattern'>, index: number): string {
+  return `routes[${index}] (${methods(route).join(',')} ${route.pattern})`
+}
+
+function where(json: unknown, path: readonly { key: unknown }[]): string {
+  let name = ''
+  for (const [i, item] of path.entries()) {
+    const key = item.key
+    name += typeof key === 'number' ? `[${key}]` : `${i === 0 ? '' : '.'}${String(key)}`
+    if (i === 1 && path[0]?.key === 'routes' && typeof key === 'number') {
+      const entry = (json as { routes: Record<string, unknown>[] }).routes[key]
+      if (entry && typeof entry.pattern === 'string') name += ` (${String(entry.method ?? '?')} ${entry.pattern})`
+    }
+  }
+  return name || '(root)'
+}
