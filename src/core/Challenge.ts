@@ -95,7 +95,13 @@ export function fromEchoed(echoed: Echoed): Challenge {
  * Challenge.serialize(challenge) // 'Payment id="…", realm="api.example.com", method="tempo", intent="charge", request="…"'
  */
 export function serialize(challenge: Challenge | Echoed): string {
-  const request = typeof challenge.request === 'string' ? challenge.request : encodeJson(challenge.request)
+  let request: string
+  try {
+    request = typeof challenge.request === 'string' ? challenge.request : encodeJson(challenge.request)
+  } catch (error) {
+    if (error instanceof EncodingError) throw new ChallengeFormatError(`request: ${error.message}`, { cause: error })
+    throw error
+  }
   const params: [string, string | undefined][] = [
     ['id', challenge.id],
     ['realm', challenge.realm],

@@ -66,7 +66,13 @@ export function decodeText(text: string): string {
  * canonicalJson({ b: 1, a: 2 }) // '{"a":2,"b":1}'
  */
 export function canonicalJson(value: unknown): string {
-  const text = canonicalize(value)
+  let text: string | undefined
+  try {
+    text = canonicalize(value)
+  } catch (error) {
+    // RFC 8785 §3.2.2 / I-JSON: lone surrogates, NaN, Infinity and cycles have no canonical form.
+    throw new EncodingError(`value has no canonical JSON form: ${(error as Error).message}`, { cause: error })
+  }
   if (text === undefined) throw new EncodingError('value is not JSON')
   return text
 }

@@ -42,7 +42,12 @@ export function from(parameters: { method: string; reference: string; now?: Date
 export function serialize(receipt: Receipt): string {
   const result = v.safeParse(Schema, receipt)
   if (!result.success) throw new ReceiptError(`invalid receipt: ${result.issues[0].message}`)
-  return encodeJson(receipt)
+  try {
+    return encodeJson(receipt)
+  } catch (error) {
+    if (error instanceof EncodingError) throw new ReceiptError(error.message, { cause: error })
+    throw error
+  }
 }
 
 /**
