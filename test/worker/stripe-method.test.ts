@@ -136,7 +136,7 @@ describe('stripe verify()', () => {
     const { verify } = await attempt()
     await expect(verify({ spt: spt('action') })).rejects.toThrow(/customer action/)
     await expect(verify({ spt: spt('expired') })).rejects.toThrow(/expired/)
-    const unknown = spt('nosuch')
+    const unknown = spt('unknown')
     const error = await verify({ spt: unknown }).catch((e) => e)
     expect(error).toBeInstanceOf(VerificationFailedError)
     expect(error.detail).toContain('resource_missing')

@@ -61,7 +61,7 @@ export function toMinorUnits(price: string, currency: string): string {
   if (wholeUnitsOnly.has(code) && amount % 100n !== 0n) {
     throw new CurrencyError(`Stripe charges ${code.toUpperCase()} in whole units: "${price}" cannot be charged`)
   }
-  // Stripe amounts are integers up to 99999999 (eight digits) in most currencies; larger values are refused there.
-  if (amount > BigInt(Number.MAX_SAFE_INTEGER)) throw new CurrencyError(`price "${price}" is too large`)
+  // Stripe itself caps amounts at eight digits in most currencies; 15 digits keeps every amount exact as a number.
+  if (amount >= 10n ** 15n) throw new CurrencyError(`price "${price}" is too large`)
   return amount.toString()
 }

@@ -1,4 +1,5 @@
 /** @module The `stripe` payment method, `charge` intent: Shared Payment Tokens settled as confirmed PaymentIntents (draft-stripe-charge-00). */
+import * as v from 'valibot'
 import { ConfigurationError, VerificationFailedError } from '../../core/Errors.js'
 import { define, type Method, type Price } from '../../core/Method.js'
 import { ConfigError, isLoopback } from '../../core/Server.js'
@@ -6,7 +7,6 @@ import { client, defaultApiBase, stripeVersion, type FormValue, type PaymentInte
 import { CurrencyError, normalize, toMinorUnits } from './currency.js'
 import { assertReplayAllowed, attribute } from './external-id.js'
 import { Metadata, Payload, Request } from './schema.js'
-import * as v from 'valibot'
 
 /**
  * Stripe Connect settlement parameters (draft-stripe-charge-00, "Stripe Connect Settlement"). They come from

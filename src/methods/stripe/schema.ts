@@ -12,8 +12,8 @@ export const Metadata = v.pipe(
 
 /** The `request` of a stripe charge challenge. */
 export const Request = v.object({
-  /** Amount in the currency's smallest unit, a positive integer string. */
-  amount: v.pipe(v.string(), v.regex(/^[1-9]\d{0,15}$/)),
+  /** Amount in the currency's smallest unit, a positive integer string (at most 15 digits, so exact as a number). */
+  amount: v.pipe(v.string(), v.regex(/^[1-9]\d{0,14}$/)),
   /** Three-letter ISO 4217 code; issued lowercase, compared case-insensitively. */
   currency: v.pipe(v.string(), v.regex(/^[A-Za-z]{3}$/)),
   description: v.optional(v.string()),
