@@ -1,0 +1,131 @@
+/**
+ * @module Fee sponsorship: the sponsor policy a client envelope must meet before the server co-signs it as
+ * fee payer (signature domain 0x78), the co-signature itself, and a cap on sponsored transactions in flight
+ * (draft-tempo-charge-00, "Fee Payment"; conformance vector tempo-fee-payer-cosign).
+ */
+import { type Hex, maxUint256 } from 'viem'
+import type { LocalAccount } from 'viem/accounts'
+import { Signature } from 'ox'
+import { TxEnvelopeTempo } from 'ox/tempo'
+import { PaymentUnavailableError, VerificationFailedError } from '../../core/Errors.js'
+import { type Decoded, type TransactionCheck, checkTransaction, finalTransaction } from './transaction.js'
+
+/** Limits on what the sponsor pays for. */
+export type SponsorPolicy = {
+  /** Highest gas limit sponsored (default 2,000,000). */
+  maxGas: bigint
+  /** Longest validity window sponsored, from now to `validBefore`, in seconds (default 600). */
+  maxValidityWindowSeconds: number
+  /** Highest fee one transaction may cost the sponsor, in fee-token base units (default 50,000 = 0.05 of a 6-decimal USD token). */
+  maxFeePerTransaction: bigint
+  /** Most sponsored transactions this isolate has between co-signing and their receipt (default 16). */
+  maxInFlight: number
+}
+
+/** The default sponsor policy. */
+export const defaultPolicy: SponsorPolicy = {
+  maxGas: 2_000_000n,
+  maxValidityWindowSeconds: 600,
+  maxFeePerTransaction: 50_000n,
+  maxInFlight: 16,
+}
+
+/**
+ * Fee-token base units a transaction can cost at most. Tempo prices gas in 18-decimal USD units and charges
+ * TIP-20 fee tokens, which have 6 decimals: the cap is `gas × maxFeePerGas / 10^12`, rounded up.
+ * @example
+ * maxFee({ gas: 100_000n, maxFeePerGas: 10_000_000_000n }) // 1000n
+ */
+export function maxFee(envelope: { gas?: bigint | undefined; maxFeePerGas?: bigint | undefined }): bigint {
+  const wei = (envelope.gas ?? 0n) * (envelope.maxFeePerGas ?? 0n)
+  return (wei + 10n ** 12n - 1n) / 10n ** 12n
+}
+
+/** The expiring nonce key Tempo reserves for transactions that carry their own expiry (2^256 - 1). */
+export const expiringNonceKey = maxUint256
+
+/**
+ * Checks an envelope against the sponsor policy: no client fee token, the expiring nonce key, no access list
+ * or authorizations, declared gas and fees within the caps, a short validity window.
+ * @example
+ * checkSponsorPolicy(decoded, defaultPolicy, new Date())
+ */
+export function checkSponsorPolicy(decoded: Decoded, policy: SponsorPolicy, now: Date): void {
+  const { envelope } = decoded
+  const refuse = (detail: string) => {
+    throw new VerificationFailedError({ detail: `fee sponsorship refused: ${detail}` })
+  }
+  // The server picks the fee token; the sender does not sign over it.
+  if (envelope.feeToken !== undefined) refuse('a sponsored transaction must not include fee_token')
+  if (envelope.feePayerSignature !== null) refuse('the transaction is not prepared for fee sponsorship')
+  if (envelope.nonceKey !== expiringNonceKey) refuse('the transaction must use expiring nonce key')
+  if (envelope.accessList && envelope.accessList.length > 0) refuse('an access list is not allowed')
+  if (envelope.authorizationList && envelope.authorizationList.length > 0) refuse('an authorization list is not allowed')
+  if (envelope.keyAuthorization) refuse('a key authorization is not allowed')
+  const signatureType = envelope.signature?.type
+  if (signatureType !== 'secp256k1' && signatureType !== 'p256' && signatureType !== 'webAuthn') refuse('only sender-key signatures are sponsored')
+  if (envelope.gas === undefined || envelope.gas <= 0n) refuse('the transaction must declare its gas limit')
+  if (envelope.gas! > policy.maxGas) refuse(`gas limit exceeds sponsor policy (${envelope.gas} > ${policy.maxGas})`)
+  if (envelope.maxFeePerGas === undefined || envelope.maxFeePerGas <= 0n) refuse('the transaction must declare maxFeePerGas')
+  if (maxFee(envelope) > policy.maxFeePerTransaction) refuse('the fee budget exceeds sponsor policy')
+  if (envelope.validBefore === undefined) refuse('the transaction must declare validBefore')
+  if (envelope.validBefore! - Math.floor(now.getTime() / 1000) > policy.maxValidityWindowSeconds) refuse('validity window exceeds sponsor policy')
+}
+
+/**
+ * Adds the fee payer's signature over the sender-signed envelope with the server's fee token and returns
+ * the final type-0x76 transaction.
+ * @example
+ * const { serialized, hash } = await cosign(decoded, { account: sponsor, feeToken: pathUsd })
+ */
+export async function cosign(decoded: Decoded, options: { account: LocalAccount; feeToken: Hex }): Promise<{ serialized: Hex; hash: Hex }> {
+  const { from: _handoffSender, ...rest } = decoded.envelope
+  const unsigned = TxEnvelopeTempo.from({ ...rest, feeToken: options.feeToken, feePayerSignature: undefined })
+  const payload = TxEnvelopeTempo.getFeePayerSignPayload(unsigned, { sender: decoded.sender })
+  if (!options.account.sign) throw new Error('the fee payer account cannot sign hashes')
+  // Deterministic (RFC 6979): a retry of the same credential yields the same transaction and hash.
+  const feePayerSignature = Signature.from(await options.account.sign({ hash: payload }))
+  return finalTransaction(TxEnvelopeTempo.from(unsigned, { feePayerSignature }))
+}
+
+/**
+ * Checks a sponsorship hand-off against the challenge and the policy, then co-signs it. The policy is checked
+ * first so an envelope that breaks it is refused whatever its calls.
+ * @example
+ * const final = await sponsor(decodeTransaction(payload.signature), { ...check, policy, now, account, feeToken })
+ */
+export async function sponsor(
+  decoded: Decoded,
+  options: TransactionCheck & { policy: SponsorPolicy; now: Date; account: LocalAccount; feeToken: Hex },
+): Promise<{ serialized: Hex; hash: Hex }> {
+  checkSponsorPolicy(decoded, options.policy, options.now)
+  checkTransaction(decoded, { ...options, feePayer: true })
+  return cosign(decoded, options)
+}
+
+/** Counts sponsored transactions between co-signing and their receipt, per isolate. */
+export type InFlight = { acquire: () => () => void; readonly count: number }
+
+/**
+ * A per-isolate cap on sponsored transactions in flight; past it, payers are told to retry (503).
+ * @example
+ * const release = limiter.acquire()
+ * try { await broadcast() } finally { release() }
+ */
+export function inFlight(max: number): InFlight {
+  let count = 0
+  return {
+    acquire() {
+      if (count >= max) throw new PaymentUnavailableError({ detail: 'fee sponsorship is at capacity', retryAfter: 2 })
+      count++
+      let released = false
+      return () => {
+        if (!released) count--
+        released = true
+      }
+    },
+    get count() {
+      return count
+    },
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * @module The Tempo JSON-RPC calls the method makes, through viem over `fetch` with a timeout. Network
+ * failures, timeouts, 5xx answers and node overload become PaymentUnavailableError (503 + Retry-After), so
+ * the payer can present the same credential again.
+ */
+import {
+  BaseError,
+  type Address,
+  type Hex,
+  HttpRequestError,
+  InternalRpcError,
+  LimitExceededRpcError,
+  ResourceUnavailableRpcError,
+  RpcRequestError,
+  SocketClosedError,
+  TimeoutError,
+  createClient,
+  hexToBigInt,
+  http,
+} from 'viem'
+import { call, readContract } from 'viem/actions'
+import { Abis } from 'viem/tempo'
+import { ConfigurationError, PaymentUnavailableError, VerificationFailedError } from '../../core/Errors.js'
+import { chainFor } from './chains.js'
+import type { ReceiptLike } from './receipt.js'
+
+/** A JSON-RPC receipt as the node returns it. */
+export type RpcReceipt = ReceiptLike & { blockNumber: Hex; from?: Address | undefined }
+
+/** Settings of the RPC client. */
+export type RpcOptions = {
+  url: string
+  chainId: number
+  /** Timeout of each JSON-RPC request in ms (default 10,000). */
+  timeoutMs?: number | undefined
+  /** How often to poll for a receipt in ms (default 500). */
+  pollIntervalMs?: number | undefined
+  /** The fetch to use (a service binding, a test proxy); the global one by default. */
+  fetch?: typeof fetch | undefined
+}
+
+/** JSON-RPC error codes that mean "the node cannot serve this now" rather than "this is wrong". */
+const transientCodes = new Set([InternalRpcError.code, LimitExceededRpcError.code, ResourceUnavailableRpcError.code, -32_603, 429])
+
+/**
+ * Whether an error from viem means the endpoint is unreachable, slow or failing (so a retry may succeed).
+ * @example
+ * if (isTransient(error)) throw new PaymentUnavailableError()
+ */
+export function isTransient(error: unknown): boolean {
+  if (!(error instanceof BaseError)) return error instanceof TypeError
+  return Boolean(
+    error.walk(
+      (e) =>
+        e instanceof HttpRequestError ||
+        e instanceof TimeoutError ||
+        e instanceof SocketClosedError ||
+        (e instanceof RpcRequestError && transientCodes.has(e.code)) ||
+        ((e as { code?: unknown }).code !== undefined && transientCodes.has((e as { code: number }).code)),
+    ),
+  )
+}
+
+function unavailable(what: string, cause: unknown): PaymentUnavailableError {
+  return new PaymentUnavailableError({ detail: `the Tempo RPC endpoint is unavailable (${what})`, retryAfter: 2, cause })
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** The RPC calls the Tempo method needs. */
+export type Rpc = ReturnType<typeof rpc>
+
+/**
+ * Builds the RPC client for one chain.
+ * @example
+ * const node = rpc({ url: 'https://rpc.tempo.xyz', chainId: 4217 })
+ * const receipt = await node.receipt(hash)
+ */
+export function rpc(options: RpcOptions) {
+  const pollIntervalMs = options.pollIntervalMs ?? 500
+  const client = createClient({
+    chain: chainFor(options.chainId, options.url),
+    transport: http(options.url, { timeout: options.timeoutMs ?? 10_000, retryCount: 0, ...(options.fetch ? { fetchFn: options.fetch } : {}) }),
+  })
+  let chainChecked = false
+
+  async function request<T>(what: string, method: string, params: unknown[]): Promise<T> {
+    try {
+      return (await client.request({ method, params } as never)) as T
+    } catch (error) {
+      if (isTransient(error)) throw unavailable(what, error)
+      throw error
+    }
+  }
+
+  /** Refuses to work against an endpoint that serves another chain (checked once per isolate). */
+  async function checkChain(): Promise<void> {
+    if (chainChecked) return
+    const id = Number(await request<Hex>('chain id', 'eth_chainId', []))
+    if (id !== options.chainId) throw new ConfigurationError({ detail: `the Tempo RPC endpoint serves chain ${id}, not ${options.chainId}` })
+    chainChecked = true
+  }
+
+  async function receipt(hash: Hex): Promise<RpcReceipt | null> {
+    await checkChain()
+    return request<RpcReceipt | null>('receipt', 'eth_getTransactionReceipt', [hash])
+  }
+
+  /** Waits for a receipt until `deadline` (ms since epoch); a 503 once it passes, so the payer retries. */
+  async function waitForReceipt(hash: Hex, deadline: number): Promise<RpcReceipt> {
+    for (;;) {
+      const found = await receipt(hash)
+      if (found) return found
+      if (Date.now() + pollIntervalMs > deadline) {
+        throw new PaymentUnavailableError({ detail: 'the transaction is not in a block yet', retryAfter: 2 })
+      }
+      await sleep(pollIntervalMs)
+    }
+  }
+
+  /** Waits until the receipt's block has `confirmations` blocks on top of it, counting itself. */
+  async function waitForConfirmations(found: RpcReceipt, confirmations: number, deadline: number): Promise<void> {
+    if (confirmations <= 1) return
+    const target = hexToBigInt(found.blockNumber) + BigInt(confirmations - 1)
+    for (;;) {
+      if (BigInt(await request<Hex>('block number', 'eth_blockNumber', [])) >= target) return
+      if (Date.now() + pollIntervalMs > deadline) {
+        throw new PaymentUnavailableError({ detail: 'the transaction does not have enough confirmations yet', retryAfter: 2 })
+      }
+      await sleep(pollIntervalMs)
+    }
+  }
+
+  return {
+    client,
+    receipt,
+    waitForReceipt,
+    waitForConfirmations,
+
+    /** Whether the node knows the transaction (pending or mined). */
+    async known(hash: Hex): Promise<boolean> {
+      await checkChain()
+      return (await request<unknown>('transaction', 'eth_getTransactionByHash', [hash])) !== null
+    },
+
+    /**
+     * Broadcasts a signed transaction. A refusal by the node is a verification failure, except "already
+     * known": a retry of a transaction that is already pending or mined.
+     */
+    async broadcast(serialized: Hex): Promise<void> {
+      await checkChain()
+      try {
+        await request<Hex>('broadcast', 'eth_sendRawTransaction', [serialized])
+      } catch (error) {
+        if (error instanceof PaymentUnavailableError) throw error
+        const message = error instanceof BaseError ? error.details || error.shortMessage : String(error)
+        if (/already known|already imported|known transaction/i.test(message)) return
+        throw new VerificationFailedError({ detail: `the network refused the transaction: ${message.slice(0, 200)}`, cause: error })
+      }
+    },
+
+    /** Simulates a sender's calls (no fee fields); a revert is a verification failure. */
+    async simulate(from: Address, calls: readonly { to?: Address | undefined; data?: Hex | undefined }[]): Promise<void> {
+      await checkChain()
+      try {
+        await call(client, { account: from, calls } as never)
+      } catch (error) {
+        if (isTransient(error)) throw unavailable('simulation', error)
+        throw new VerificationFailedError({ detail: 'the transaction would revert', cause: error })
+      }
+    },
+
+    /** A TIP-20 balance in base units. */
+    async balance(token: Address, account: Address): Promise<bigint> {
+      try {
+        return (await readContract(client, { address: token, abi: Abis.tip20, functionName: 'balanceOf', args: [account] })) as bigint
+      } catch (error) {
+        if (isTransient(error)) throw unavailable('balance', error)
+        throw error
+      }
+    },
+  }
+}
