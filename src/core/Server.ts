@@ -139,6 +139,7 @@ export function create(config: Config): Server {
  * const offers = await Server.chargeOffers(server, { amount: '0.01' })
  */
 export async function chargeOffers(server: Server, price: Price, only?: readonly string[]): Promise<Offer[]> {
+  assertPrice(price)
   const names = only ?? [...server.methods.keys()]
   return Promise.all(
     names.map(async (name) => {
@@ -148,6 +149,21 @@ export async function chargeOffers(server: Server, price: Price, only?: readonly
       return { method, intent: 'charge', request: (await method.charge(price)) as Record<string, unknown>, description: price.description }
     }),
   )
+}
+
+/**
+ * Checks a seller's price: a non-negative decimal amount, and a description that fits in a header.
+ * @example
+ * Server.assertPrice({ amount: '0.01', description: 'Daily report' })
+ */
+export function assertPrice(price: Price): void {
+  if (typeof price.amount !== 'string' || !/^\d+(\.\d+)?$/.test(price.amount)) {
+    throw new ConfigError(`price amount "${String(price.amount)}" must be a decimal string such as "0.01"`)
+  }
+  // A challenge's description travels in a header: Latin-1 text without control characters only.
+  if (price.description !== undefined && !/^[\u0020-\u007e\u00a0-\u00ff]{0,512}$/.test(price.description)) {
+    throw new ConfigError('price description must be at most 512 printable Latin-1 characters')
+  }
 }
 
 /**

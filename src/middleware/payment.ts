@@ -49,6 +49,10 @@ export function payment<E extends Env = Env>(options: PaymentOptions<E>) {
      * app.post('/render', pay.charge((c) => ({ amount: c.req.query('hd') ? '0.05' : '0.01' })), handler)
      */
     charge(price: PriceInput<E>, only?: { methods?: readonly string[] | undefined }): MiddlewareHandler<E> {
+      if (typeof price !== 'function') Server.assertPrice(price)
+      for (const name of only?.methods ?? []) {
+        if (!server.methods.has(name)) throw new Server.ConfigError(`method "${name}" is not configured`)
+      }
       return async function paymentCharge(c, next) {
         const resolved = typeof price === 'function' ? await price(c) : price
         const offers = await Server.chargeOffers(server, resolved, only?.methods)
