@@ -8,6 +8,7 @@ import {
   OriginFailedError,
   PaymentUnavailableError,
   RateLimitedError,
+  MalformedCredentialError,
   isPaymentError,
   type PaymentError,
 } from '../core/Errors.js'
@@ -235,6 +236,10 @@ async function payAndForward(context: Context, paid: Priced, original: Request, 
     return Server.problemResponse(new PaymentUnavailableError({ detail: 'payment processing failed', retryAfter: 2 }))
   }
   if (outcome.type === 'response') {
+    // The core records failures of credentials it could read; this records the ones it could not.
+    if (presents && (outcome.error instanceof MalformedCredentialError || outcome.error instanceof BadRequestError)) {
+      record({ type: 'failed', route: label, request: `${request.method} ${path}`, problem: outcome.error.problem, detail: outcome.error.detail })
+    }
     if (outcome.response.status === 402 && prefersHtml(request.headers.get('accept'))) {
       return paymentPage(outcome.response, {
         resource: `${request.method} ${path}`,

@@ -1,6 +1,7 @@
 // The origin behind the gateway in tests: echoes what it received, fails on demand, and counts the
 // requests of each test (by its x-test-id header) so tests can prove when it was (not) called.
 const hits = new Map()
+const pathHits = new Map()
 
 export default {
   async fetch(request) {
@@ -9,7 +10,9 @@ export default {
     const id = request.headers.get('x-test-id') ?? ''
     const n = (hits.get(id) ?? 0) + 1
     hits.set(id, n)
-    if (url.pathname.startsWith('/fail-once') && n === 1) return new Response('origin is down', { status: 503 })
+    const key = `${id} ${url.pathname}`
+    pathHits.set(key, (pathHits.get(key) ?? 0) + 1)
+    if (url.pathname.startsWith('/fail-once') && pathHits.get(key) === 1) return new Response('origin is down', { status: 503 })
     if (url.pathname.startsWith('/down')) return new Response('origin is down', { status: 500 })
     if (url.pathname.startsWith('/missing')) return Response.json({ error: 'no such thing' }, { status: 404 })
     if (url.pathname.startsWith('/hang')) await new Promise((resolve) => setTimeout(resolve, 5_000))
