@@ -68,7 +68,7 @@ for (const target of targets) {
   try {
     await autocannon({ url: `${server.url}/paid`, connections, duration: 1 }) // warm-up
     const result = await load(server.url)
-    if (result.non2xx !== result.requests.total && result.statusCodeStats['402'] === undefined) throw new Error(`${target.name}: no 402 answers`)
+    if (result.non2xx !== result.requests.total && result.statusCodeStats?.['402'] === undefined) throw new Error(`${target.name}: no 402 answers`)
     rows[target.name] = { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, ...size }
   } finally {
     server.stop()
