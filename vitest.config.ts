@@ -12,7 +12,7 @@ const stripeUrl = `http://127.0.0.1:${process.env.MPP_TEST_STRIPE_PORT}`
 const optimizer = {
   ssr: {
     enabled: true,
-    include: ['mppx', 'mppx/client', 'mppx/server', 'viem', 'viem/accounts', 'viem/chains', 'viem/tempo', 'ox', 'hono', 'valibot', 'canonicalize'],
+    include: ['mppx', 'mppx/client', 'mppx/server', 'mppx/discovery', 'viem', 'viem/accounts', 'viem/chains', 'viem/tempo', 'ox', 'hono', 'valibot', 'canonicalize'],
     rolldownOptions: { external: [/^node:/, /^cloudflare:/] },
   },
 }
@@ -51,8 +51,9 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 MPP_SECRET_KEY: 'gateway-test-secret-0123456789abcdef',
-                STRIPE_SECRET_KEY: 'sk_test_gateway',
+                STRIPE_SECRET_KEY: 'sk_test_mppedgeLocalServer0123456789',
                 STRIPE_API_BASE: stripeUrl,
+                TEMPO_RPC_URL: anvilUrl,
                 TEST_TEMPO_RPC_URL: anvilUrl,
                 TEST_STRIPE_API_URL: stripeUrl,
               },

@@ -2,6 +2,7 @@
 import * as v from 'valibot'
 import type { Method } from '../core/Method.js'
 import { stripe } from '../methods/stripe/index.js'
+import { tempo } from '../methods/tempo/index.js'
 import { PricingError } from './pricing.js'
 import type { GatewayEnv } from './settings.js'
 
@@ -21,8 +22,63 @@ const StripeSettings = v.strictObject({
   timeoutMs: v.optional(v.number()),
 })
 
+const Whole = v.union([v.pipe(v.number(), v.safeInteger()), v.pipe(v.string(), v.regex(/^[0-9]+$/, 'must be a whole number'))])
+
+// pricing.json "methods.tempo": everything but the sponsor key, which is the TEMPO_SPONSOR_KEY secret.
+const TempoSettings = v.strictObject({
+  chainId: v.number(),
+  recipient: v.string(),
+  rpcUrl: v.optional(v.string()),
+  tokens: v.optional(v.array(v.strictObject({ address: v.string(), decimals: v.number(), symbol: v.optional(v.string()) }))),
+  splits: v.optional(v.array(v.strictObject({ recipient: v.string(), amount: v.string(), memo: v.optional(v.string()) }))),
+  memo: v.optional(v.string()),
+  attribution: v.optional(v.picklist(['required', 'optional'])),
+  modes: v.optional(v.array(v.picklist(['pull', 'push']))),
+  feePayer: v.optional(
+    v.strictObject({
+      feeToken: v.optional(v.string()),
+      policy: v.optional(
+        v.strictObject({
+          maxGas: v.optional(Whole),
+          maxValidityWindowSeconds: v.optional(v.number()),
+          maxFeePerTransaction: v.optional(Whole),
+          maxInFlight: v.optional(v.number()),
+        }),
+      ),
+    }),
+  ),
+  confirmations: v.optional(v.number()),
+  timeoutMs: v.optional(v.number()),
+  receiptTimeoutMs: v.optional(v.number()),
+  pollIntervalMs: v.optional(v.number()),
+})
+
 /** The methods a deployed gateway can use. */
 export const methodFactories: MethodFactories = {
+  tempo: (config, env) => {
+    const { feePayer, ...settings } = parse(TempoSettings, config)
+    // TEMPO_RPC_URL (a var) overrides the configured or default endpoint, e.g. for a private RPC.
+    const rpcUrl = typeof env.TEMPO_RPC_URL === 'string' && env.TEMPO_RPC_URL ? env.TEMPO_RPC_URL : settings.rpcUrl
+    let sponsor: Parameters<typeof tempo>[0]['feePayer']
+    if (feePayer) {
+      const privateKey = env.TEMPO_SPONSOR_KEY
+      if (typeof privateKey !== 'string' || !privateKey) {
+        throw new Error('TEMPO_SPONSOR_KEY is missing: set it with "wrangler secret put TEMPO_SPONSOR_KEY" (or drop "feePayer")')
+      }
+      const policy = feePayer.policy
+      sponsor = {
+        privateKey,
+        feeToken: feePayer.feeToken,
+        policy: policy && {
+          ...(policy.maxGas !== undefined ? { maxGas: BigInt(policy.maxGas) } : {}),
+          ...(policy.maxFeePerTransaction !== undefined ? { maxFeePerTransaction: BigInt(policy.maxFeePerTransaction) } : {}),
+          ...(policy.maxValidityWindowSeconds !== undefined ? { maxValidityWindowSeconds: policy.maxValidityWindowSeconds } : {}),
+          ...(policy.maxInFlight !== undefined ? { maxInFlight: policy.maxInFlight } : {}),
+        },
+      }
+    }
+    return tempo({ ...settings, rpcUrl, feePayer: sponsor } as Parameters<typeof tempo>[0])
+  },
   stripe: (config, env) => {
     const settings = parse(StripeSettings, config)
     const secretKey = env.STRIPE_SECRET_KEY
