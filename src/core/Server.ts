@@ -233,7 +233,7 @@ async function verify(context: Context, credential: Credential.Credential, store
     throw new MethodUnsupportedError({ detail: `${echoed.method}/${echoed.intent} is not accepted here` })
   }
   // The request must be what this route charges now, and the opaque route scope must be this route.
-  const offer = sameMethod.find((o) => encodeJson(o.request) === echoed.request)
+  const offer = sameMethod.find((o) => wireOf(o) === echoed.request)
   if (!offer || scopedRoute(echoed.opaque) !== route) {
     throw new InvalidChallengeError({ detail: 'the challenge was issued for another route or price' })
   }
@@ -343,20 +343,25 @@ export async function challenges(server: Server, request: Request, offers: reado
     request.headers.get('accept-payment'),
   )
   return Promise.all(
-    selected.map(({ offer }) =>
-      Challenge.create({
-        secret: server.secrets[0]!,
-        realm: server.realm,
-        method: offer.method.name,
-        intent: offer.intent,
-        request: offer.request,
-        expires,
-        digest,
-        description: offer.description,
-        opaque: routeScope(route),
-      }),
-    ),
+    selected.map(async ({ offer }) => {
+      const slots = { realm: server.realm, method: offer.method.name, intent: offer.intent, request: wireOf(offer), expires, digest, opaque: routeScope(route) }
+      const id = await ChallengeId.compute(server.secrets[0]!, slots)
+      const challenge: Challenge.Challenge = { ...slots, id, request: offer.request, description: offer.description }
+      for (const key of ['digest', 'description'] as const) if (challenge[key] === undefined) delete challenge[key]
+      return challenge
+    }),
   )
+}
+
+// Offers are usually built once per route; encode each request once too (it is on every paid request's path).
+const wires = new WeakMap<object, string>()
+function wireOf(offer: Offer): string {
+  let wire = wires.get(offer.request)
+  if (wire === undefined) {
+    wire = encodeJson(offer.request)
+    wires.set(offer.request, wire)
+  }
+  return wire
 }
 
 async function challengeResponse(context: Context, error: PaymentError): Promise<Response> {

@@ -53,9 +53,25 @@ export function payment<E extends Env = Env>(options: PaymentOptions<E>) {
       for (const name of only?.methods ?? []) {
         if (!server.methods.has(name)) throw new Server.ConfigError(`method "${name}" is not configured`)
       }
+      // A fixed price has fixed offers: build them once, on first use.
+      let fixed: Promise<Server.Offer[]> | undefined
       return async function paymentCharge(c, next) {
-        const resolved = typeof price === 'function' ? await price(c) : price
-        const offers = await Server.chargeOffers(server, resolved, only?.methods)
+        let offers: Server.Offer[]
+        try {
+          if (typeof price === 'function') offers = await Server.chargeOffers(server, await price(c), only?.methods)
+          else {
+            fixed ??= Server.chargeOffers(server, price, only?.methods)
+            offers = await fixed.catch((error) => {
+              fixed = undefined
+              throw error
+            })
+          }
+        } catch (error) {
+          if (!(error instanceof Server.ConfigError)) throw error
+          // A price no method can express is the seller's fault: say so in logs, not to the payer.
+          console.error(JSON.stringify({ event: 'payment-configuration-error', route: c.req.path, detail: error.message }))
+          return Server.problemResponse(new ConfigurationError({ detail: error.message }))
+        }
         return settle(server, options, c, offers, next)
       }
     },

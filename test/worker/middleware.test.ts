@@ -39,6 +39,7 @@ function setup(options: { previousSecrets?: string[]; secret?: string } = {}) {
     runs++
     return c.json({ order: runs, body: await c.req.json() }, 201)
   })
+  app.get('/priceless', pay.charge(() => ({ amount: 'free' })), (c) => c.text('never'))
   app.get('/dynamic', pay.charge((c) => ({ amount: c.req.query('tier') === 'gold' ? '2.00' : '1.00' })), (c) => c.text('ok'))
   const request = (path: string, init?: RequestInit) => app.request(`${base}${path}`, init, env)
   return { app, request, primary, backup, runs: () => runs }
@@ -273,6 +274,15 @@ describe('charge middleware', () => {
     expect((await rotated.request('/report', { headers: { authorization } })).status).toBe(200)
     const fresh = Challenge.fromResponse(await rotated.request('/report'))[0]!
     expect(await Challenge.verifyBinding(Challenge.toEchoed(fresh), ['rotated-secret-0123456789abcdefghijkl'])).toBe(true)
+  })
+
+  it('error: a price that cannot be expressed answers 500 problem details naming nothing internal', async () => {
+    const t = setup()
+    const res = await t.request('/priceless')
+    expect(res.status).toBe(500)
+    const body = await problem(res)
+    expect(body.type).toMatch(/configuration-error$/)
+    expect(JSON.stringify(body)).not.toMatch(/free/)
   })
 
   it('error: plain HTTP is refused except on loopback', async () => {
