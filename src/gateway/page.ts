@@ -54,7 +54,7 @@ export async function paymentPage(
 body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1d232a}
 h1{font-size:1.6rem;margin-bottom:.2rem}.resource{color:#555;margin-top:0}
 table{border-collapse:collapse;width:100%;margin:1rem 0}th,td{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left}
-.num{text-align:right;font-variant-numeric:tabular-nums}code{font-size:.9em;word-break:break-all}
+.num{text-align:right;font-variant-numeric:tabular-nums}code{font-size:.9em}td code{word-break:break-all}
 .refused{background:#fdecea;border-left:4px solid #c62828;padding:.6rem .8rem}pre{background:#f4f5f7;padding:.6rem;overflow-x:auto}
 </style></head><body>
 <h1>Payment required</h1>
