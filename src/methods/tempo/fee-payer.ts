@@ -55,9 +55,9 @@ export function checkSponsorPolicy(decoded: Decoded, policy: SponsorPolicy, now:
   const refuse = (detail: string) => {
     throw new VerificationFailedError({ detail: `fee sponsorship refused: ${detail}` })
   }
+  if (envelope.feePayerSignature !== null) refuse('the transaction is not prepared for fee sponsorship')
   // The server picks the fee token; the sender does not sign over it.
   if (envelope.feeToken !== undefined) refuse('a sponsored transaction must not include fee_token')
-  if (envelope.feePayerSignature !== null) refuse('the transaction is not prepared for fee sponsorship')
   if (envelope.nonceKey !== expiringNonceKey) refuse('the transaction must use expiring nonce key')
   if (envelope.accessList && envelope.accessList.length > 0) refuse('an access list is not allowed')
   if (envelope.authorizationList && envelope.authorizationList.length > 0) refuse('an authorization list is not allowed')

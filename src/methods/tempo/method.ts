@@ -200,8 +200,12 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
       const release = sponsored ? limiter.acquire() : undefined
       try {
         if (sponsored) {
-          // A transaction that fails on-chain would still cost the sponsor its fee.
+          // A transaction that fails on-chain would still cost the sponsor its fee: the calls must succeed,
+          // together (they are exactly the required transfers, so the payer must hold the whole amount).
           await node.simulate(decoded.sender, decoded.envelope.calls as never)
+          if ((await node.balance(request.currency, decoded.sender)) < BigInt(request.amount)) {
+            throw new VerificationFailedError({ detail: 'the transaction would revert: the payer cannot cover the amount' })
+          }
           if ((await node.balance(settings.feeToken, settings.sponsor!.address)) < maxFee(decoded.envelope)) {
             throw new PaymentUnavailableError({ detail: 'the fee sponsor cannot cover this fee right now', retryAfter: 30 })
           }

@@ -18,7 +18,7 @@ import {
   hexToBigInt,
   http,
 } from 'viem'
-import { call, readContract } from 'viem/actions'
+import { readContract } from 'viem/actions'
 import { Abis } from 'viem/tempo'
 import { ConfigurationError, PaymentUnavailableError, VerificationFailedError } from '../../core/Errors.js'
 import { chainFor } from './chains.js'
@@ -159,14 +159,19 @@ export function rpc(options: RpcOptions) {
       }
     },
 
-    /** Simulates a sender's calls (no fee fields); a revert is a verification failure. */
+    /**
+     * Simulates each of a sender's calls with a plain `eth_call` (no fee fields); a revert is a verification
+     * failure. Call by call, because a batched Tempo `eth_call` does not report an inner revert on every node.
+     */
     async simulate(from: Address, calls: readonly { to?: Address | undefined; data?: Hex | undefined }[]): Promise<void> {
       await checkChain()
-      try {
-        await call(client, { account: from, calls } as never)
-      } catch (error) {
-        if (isTransient(error)) throw unavailable('simulation', error)
-        throw new VerificationFailedError({ detail: 'the transaction would revert', cause: error })
+      for (const call of calls) {
+        try {
+          await client.request({ method: 'eth_call', params: [{ from, to: call.to, data: call.data }, 'latest'] } as never)
+        } catch (error) {
+          if (isTransient(error)) throw unavailable('simulation', error)
+          throw new VerificationFailedError({ detail: 'the transaction would revert', cause: error })
+        }
       }
     },
 

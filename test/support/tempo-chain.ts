@@ -1,0 +1,176 @@
+/**
+ * Helpers for tests against the local `anvil --network tempo` chain, usable inside workerd (viem over fetch):
+ * fresh funded payers, a second TIP-20 token, payer-side signing (pull) and broadcasting (push), and a
+ * controllable proxy between the method and the chain for outage cases.
+ *
+ * Anvil quirks handled here: an account's second transaction on the expiring nonce lane never gets mined,
+ * so every payment uses a fresh account; funding uses random 2D nonce lanes of the rich dev account so test
+ * files can fund in parallel; gas estimation of token creation is too low, so those calls set gas.
+ */
+import { type Address, type Hex, createClient, encodeFunctionData, http, maxUint256 } from 'viem'
+import { SignatureEnvelope, TxEnvelopeTempo } from 'ox/tempo'
+import { type PrivateKeyAccount, generatePrivateKey, mnemonicToAccount, privateKeyToAccount } from 'viem/accounts'
+import { prepareTransactionRequest, readContract, sendRawTransactionSync, sendTransactionSync, signTransaction } from 'viem/actions'
+import { Abis, Actions } from 'viem/tempo'
+import { chainFor } from '../../src/methods/tempo/chains.js'
+
+/** The chain id the test anvil runs with. */
+export const chainId = 42431
+/** pathUSD, the TIP-20 precompile every Tempo chain has (6 decimals). */
+export const pathUsd: Address = '0x20c0000000000000000000000000000000000000'
+/** Anvil's dev mnemonic; account 0 holds a huge pathUSD balance. */
+const rich = mnemonicToAccount('test test test test test test test test test test test junk')
+
+/** A viem client for the local chain. */
+export function chainClient(url: string) {
+  return createClient({ chain: chainFor(chainId, url), transport: http(url), pollingInterval: 100 })
+}
+export type ChainClient = ReturnType<typeof chainClient>
+
+const lane = () => BigInt(`0x${[...crypto.getRandomValues(new Uint8Array(12))].map((b) => b.toString(16).padStart(2, '0')).join('')}`) + 1n
+
+/** A fresh random address (a recipient nobody has used). */
+export function freshAddress(): Address {
+  return privateKeyToAccount(generatePrivateKey()).address
+}
+
+/** Sends `amount` base units of pathUSD (and of `token` when given) from the rich dev account. */
+export async function fund(client: ChainClient, to: Address, amount: bigint, token?: Address): Promise<void> {
+  const calls = [Actions.token.transfer.call(client, { token: pathUsd, to, amount })]
+  if (token) calls.push(Actions.token.transfer.call(client, { token, to, amount }))
+  // Explicit gas: anvil's estimate for a batch is too low, and a reverted funding must fail the test.
+  await sendTransactionSync(client, { account: rich, calls, feeToken: pathUsd, nonceKey: lane(), gas: 300_000n, throwOnReceiptRevert: true } as never)
+}
+
+/** A fresh account holding `amount` base units of pathUSD (and of `token` when given). */
+export async function fundedAccount(client: ChainClient, amount = 10_000_000n, token?: Address): Promise<PrivateKeyAccount> {
+  const account = privateKeyToAccount(generatePrivateKey())
+  await fund(client, account.address, amount, token)
+  return account
+}
+
+/** Creates a second USD TIP-20 token through the factory precompile and mints `supply` to the rich account. */
+export async function createToken(client: ChainClient, supply = 1_000_000_000_000n): Promise<Address> {
+  const common = { account: rich, feeToken: pathUsd, gas: 2_000_000n, throwOnReceiptRevert: true } as const
+  const { token } = await Actions.token.createSync(client, { ...common, admin: rich, name: 'Other USD', symbol: 'OUSD', currency: 'USD', nonceKey: lane() } as never)
+  await Actions.token.grantRolesSync(client, { ...common, token, roles: ['issuer'], to: rich.address, nonceKey: lane() } as never)
+  await Actions.token.mintSync(client, { ...common, token, to: rich.address, amount: supply, nonceKey: lane() } as never)
+  return token
+}
+
+/** A TIP-20 balance in base units. */
+export async function balanceOf(client: ChainClient, account: Address, token: Address = pathUsd): Promise<bigint> {
+  return (await readContract(client, { address: token, abi: Abis.tip20, functionName: 'balanceOf', args: [account] })) as bigint
+}
+
+/** A `transfer`/`transferWithMemo` call. */
+export function transferCall(token: Address, to: Address, amount: bigint, memo?: Hex) {
+  return {
+    to: token,
+    data: memo
+      ? encodeFunctionData({ abi: Abis.tip20, functionName: 'transferWithMemo', args: [to, amount, memo] })
+      : encodeFunctionData({ abi: Abis.tip20, functionName: 'transfer', args: [to, amount] }),
+  }
+}
+
+/**
+ * Signs a payment transaction the way a paying client does for pull mode: expiring nonce, `validBefore`
+ * within the challenge, and, when sponsored, no fee token (the 0x78 hand-off for the server to co-sign).
+ */
+export async function signPayment(
+  client: ChainClient,
+  account: PrivateKeyAccount,
+  options: { calls: { to: Address; data: Hex }[]; validBefore: number; sponsored?: boolean; gas?: bigint },
+): Promise<Hex> {
+  const prepared = (await prepareTransactionRequest(client, {
+    account,
+    calls: options.calls,
+    nonceKey: 'expiring',
+    validBefore: options.validBefore,
+    ...(options.sponsored ? {} : { feeToken: pathUsd }),
+    ...(options.gas ? { gas: options.gas } : {}),
+  } as never)) as Record<string, unknown> & { gas?: bigint }
+  // Anvil's estimate leaves out the signature check (mppx adds 5,000 for it) and undercounts each extra
+  // call of a batch by about 15,000.
+  if (!options.gas) prepared.gas = (prepared.gas ?? 0n) + 5_000n + 25_000n * BigInt(options.calls.length - 1)
+  if (options.sponsored) {
+    delete prepared.feeToken
+    delete prepared.feePayerSignature
+    prepared.feePayer = true
+  }
+  return signTransaction(client, prepared as never)
+}
+
+/**
+ * Broadcasts a payment itself (push mode) and returns its hash once mined, reverted or not. Signed like a
+ * pull payment, with the same gas headroom: anvil's estimate leaves none for the signature check.
+ */
+export async function pushPayment(client: ChainClient, account: PrivateKeyAccount, calls: { to: Address; data: Hex }[], gas?: bigint): Promise<Hex> {
+  const serializedTransaction = await signPayment(client, account, { calls, validBefore: Math.floor(Date.now() / 1000) + 25, gas })
+  const receipt = await sendRawTransactionSync(client, { serializedTransaction, throwOnReceiptRevert: false } as never)
+  return (receipt as { transactionHash: Hex }).transactionHash
+}
+
+/** What the proxy does with requests. */
+export type ProxyMode = 'up' | 'refused' | 'error-503' | 'hang'
+
+/**
+ * A fetch that stands between the method and the chain. `mode` decides the fate of each request:
+ * forwarded, refused (a closed port), answered 503, or held until the caller's timeout. `after`
+ * switches to a failure mode once a given RPC method has gone through (an outage mid-verification).
+ */
+export function rpcProxy(target: string) {
+  const state = {
+    mode: 'up' as ProxyMode,
+    /** Once a request for this JSON-RPC method has been forwarded, switch to `then`. */
+    after: undefined as { method: string; then: ProxyMode } | undefined,
+    /** JSON-RPC methods seen, in order. */
+    seen: [] as string[],
+  }
+  const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const body = typeof init?.body === 'string' ? init.body : ''
+    const methods = ([] as { method?: string }[]).concat(body ? JSON.parse(body) : []).map((m) => m.method ?? '?')
+    state.seen.push(...methods)
+    const mode = state.mode
+    if (mode === 'refused') {
+      // A real connection attempt to a closed port, surfaced as fetch surfaces network failures.
+      const refused = await fetch('http://127.0.0.1:1/', { method: 'POST', body }).then(
+        () => undefined,
+        (error: unknown) => error,
+      )
+      throw new TypeError(`fetch failed: ${String(refused)}`)
+    }
+    if (mode === 'error-503') return new Response('upstream unavailable', { status: 503 })
+    if (mode === 'hang') {
+      return new Promise<Response>((_, reject) => {
+        const signal = init?.signal
+        if (signal) signal.addEventListener('abort', () => reject(signal.reason ?? new Error('aborted')))
+      })
+    }
+    const response = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: init?.signal ?? null })
+    if (state.after && methods.includes(state.after.method)) {
+      state.mode = state.after.then
+      state.after = undefined
+    }
+    void input
+    return response
+  }) as typeof fetch
+  return { fetch: fetcher, state }
+}
+
+/** Signs a minimal Tempo transaction for any chain id, without asking a node (a transaction for another chain). */
+export async function signForChain(account: PrivateKeyAccount, options: { chainId: number; calls: { to: Address; data: Hex }[]; validBefore: number }): Promise<Hex> {
+  const envelope = TxEnvelopeTempo.from({
+    chainId: options.chainId,
+    calls: options.calls,
+    gas: 200_000n,
+    maxFeePerGas: 30_000_000_000n,
+    maxPriorityFeePerGas: 1n,
+    nonceKey: maxUint256,
+    nonce: 0n,
+    validBefore: options.validBefore,
+    feeToken: pathUsd,
+  })
+  const signature = await account.sign({ hash: TxEnvelopeTempo.getSignPayload(envelope) })
+  return TxEnvelopeTempo.serialize(envelope, { signature: SignatureEnvelope.from(signature) })
+}
