@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import readme from '../../README.md?raw'
 import { createGateway } from '../../src/gateway/gateway.js'
 import { methodFactories } from '../../src/gateway/methods.js'
 import { ledger } from '../support/ledger-method.js'
@@ -125,5 +126,14 @@ describe('gateway: start-up checks', () => {
     // A price the method cannot charge fails at start-up too, naming the offer.
     expect(() => stripeOnly({}, { ...table, routes: [{ pattern: '/x', method: 'GET', price: '0.001' }] })).toThrow(/routes\[0\] \(GET \/x\) accept\[0\] \(stripe\)/)
     expect(() => stripeOnly({})).not.toThrow()
+  })
+
+  it('behavior: the pricing table example in README.md is valid with the deployed methods', async () => {
+    const section = readme.slice(readme.indexOf('### Pricing table'))
+    const example = JSON.parse(section.slice(section.indexOf('```json') + 7, section.indexOf('```', section.indexOf('```json') + 7)))
+    const gateway = createGateway({ pricing: example, env: testEnv, factories: methodFactories })
+    expect(gateway.routes.map((r) => r.label)).toEqual(['routes[0] (GET /v1/status)', 'routes[1] (GET /v1/reports/:id)', 'routes[2] (POST,PUT /v1/exports)'])
+    const res = await gateway.fetch(new Request('https://api.example.com/v1/reports/1'))
+    expect(res.status).toBe(402)
   })
 })
