@@ -1,4 +1,4 @@
-import { encodeFunctionData, encodeEventTopics, encodeAbiParameters, maxUint256, type Hex } from 'viem'
+import { HttpRequestError, InternalRpcError, RpcRequestError, TimeoutError, encodeAbiParameters, encodeEventTopics, encodeFunctionData, maxUint256, type Hex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { Abis } from 'viem/tempo'
 import * as v from 'valibot'
@@ -13,6 +13,7 @@ import { tempo } from '../../src/methods/tempo/method.js'
 import { attributionMemo, isBoundMemo } from '../../src/methods/tempo/memo.js'
 import { typedData, verifyProof } from '../../src/methods/tempo/proof.js'
 import { checkReceipt, receiptEffects } from '../../src/methods/tempo/receipt.js'
+import { isTransient } from '../../src/methods/tempo/rpc.js'
 import { Payload, Request } from '../../src/methods/tempo/schema.js'
 import { checkTransaction, decodeTransaction } from '../../src/methods/tempo/transaction.js'
 
@@ -316,5 +317,23 @@ describe('proof', () => {
     await expect(verifyProof({ ...base, source: `did:pkh:eip155:4217:${account.address}` })).rejects.toThrow(/chain 4217/)
     await expect(verifyProof({ ...base, source: `did:pkh:eip155:42431:${platform}` })).rejects.toThrow(/does not match/)
     await expect(verifyProof({ ...base, source: undefined })).rejects.toThrow(/did:pkh/)
+  })
+})
+
+describe('rpc error classification', () => {
+  const url = 'http://rpc.example'
+  it('behavior: no answer, timeouts, 408/429/5xx and node overload are transient (503, credential kept)', () => {
+    expect(isTransient(new HttpRequestError({ url }))).toBe(true)
+    expect(isTransient(new HttpRequestError({ url, status: 502 }))).toBe(true)
+    expect(isTransient(new HttpRequestError({ url, status: 429 }))).toBe(true)
+    expect(isTransient(new TimeoutError({ body: {}, url }))).toBe(true)
+    expect(isTransient(new RpcRequestError({ body: {}, error: { code: -32000, message: 'upstream down' }, url, status: 503 }))).toBe(true)
+    expect(isTransient(new InternalRpcError(new Error('boom')))).toBe(true)
+    expect(isTransient(new TypeError('fetch failed'))).toBe(true)
+  })
+  it('behavior: a node refusing the transaction or a bad request is not transient', () => {
+    expect(isTransient(new RpcRequestError({ body: {}, error: { code: -32000, message: 'nonce too low' }, url }))).toBe(false)
+    expect(isTransient(new HttpRequestError({ url, status: 400 }))).toBe(false)
+    expect(isTransient(new Error('other'))).toBe(false)
   })
 })

@@ -210,12 +210,13 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
             throw new PaymentUnavailableError({ detail: 'the fee sponsor cannot cover this fee right now', retryAfter: 30 })
           }
         }
-        await node.broadcast(final.serialized)
+        await node.broadcast(final.serialized, hash)
         found = await node.waitForReceipt(hash, deadline)
       } finally {
         release?.()
       }
     }
+    if (found.transactionHash.toLowerCase() !== hash) throw new VerificationFailedError({ detail: 'the node returned a receipt for another transaction' })
     await node.waitForConfirmations(found, settings.confirmations, deadline)
     // The receipt settles: it must show the same transfers the calls promised.
     checkReceipt(found, check)

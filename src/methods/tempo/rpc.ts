@@ -11,7 +11,6 @@ import {
   InternalRpcError,
   LimitExceededRpcError,
   ResourceUnavailableRpcError,
-  RpcRequestError,
   SocketClosedError,
   TimeoutError,
   createClient,
@@ -40,25 +39,33 @@ export type RpcOptions = {
 }
 
 /** JSON-RPC error codes that mean "the node cannot serve this now" rather than "this is wrong". */
-const transientCodes = new Set([InternalRpcError.code, LimitExceededRpcError.code, ResourceUnavailableRpcError.code, -32_603, 429])
+const transientCodes = new Set<number>([InternalRpcError.code, LimitExceededRpcError.code, ResourceUnavailableRpcError.code])
+
+const transientStatus = (status: number | undefined) => status === undefined || status === 408 || status === 429 || status >= 500
 
 /**
- * Whether an error from viem means the endpoint is unreachable, slow or failing (so a retry may succeed).
+ * Whether an error from viem means the endpoint is unreachable, slow, overloaded or failing (so a retry may
+ * succeed): no answer, a timeout, HTTP 408/429/5xx (with or without a JSON-RPC error body), or a JSON-RPC
+ * internal/limit/unavailable error.
  * @example
  * if (isTransient(error)) throw new PaymentUnavailableError()
  */
 export function isTransient(error: unknown): boolean {
   if (!(error instanceof BaseError)) return error instanceof TypeError
   return Boolean(
-    error.walk(
-      (e) =>
-        e instanceof HttpRequestError ||
-        e instanceof TimeoutError ||
-        e instanceof SocketClosedError ||
-        (e instanceof RpcRequestError && transientCodes.has(e.code)) ||
-        ((e as { code?: unknown }).code !== undefined && transientCodes.has((e as { code: number }).code)),
-    ),
+    error.walk((e) => {
+      if (e instanceof TimeoutError || e instanceof SocketClosedError) return true
+      if (e instanceof HttpRequestError) return transientStatus(e.status)
+      const status = (e as { status?: unknown }).status
+      if (typeof status === 'number' && transientStatus(status)) return true
+      return typeof (e as { code?: unknown }).code === 'number' && transientCodes.has((e as { code: number }).code)
+    }),
   )
+}
+
+/** Whether the endpoint refused our credentials (an RPC key problem, not the payer's). */
+function isUnauthorized(error: unknown): boolean {
+  return error instanceof BaseError && Boolean(error.walk((e) => e instanceof HttpRequestError && (e.status === 401 || e.status === 403)))
 }
 
 function unavailable(what: string, cause: unknown): PaymentUnavailableError {
@@ -88,6 +95,7 @@ export function rpc(options: RpcOptions) {
     try {
       return (await client.request({ method, params } as never)) as T
     } catch (error) {
+      if (isUnauthorized(error)) throw new ConfigurationError({ detail: `the Tempo RPC endpoint refused the request (${what})`, cause: error })
       if (isTransient(error)) throw unavailable(what, error)
       throw error
     }
@@ -144,17 +152,17 @@ export function rpc(options: RpcOptions) {
     },
 
     /**
-     * Broadcasts a signed transaction. A refusal by the node is a verification failure, except "already
-     * known": a retry of a transaction that is already pending or mined.
+     * Broadcasts a signed transaction. A refusal by the node is a verification failure, unless the node
+     * already has the transaction (a retry of one that is pending or mined, whatever the node calls it).
      */
-    async broadcast(serialized: Hex): Promise<void> {
+    async broadcast(serialized: Hex, hash: Hex): Promise<void> {
       await checkChain()
       try {
         await request<Hex>('broadcast', 'eth_sendRawTransaction', [serialized])
       } catch (error) {
         if (error instanceof PaymentUnavailableError) throw error
+        if ((await request<unknown>('transaction', 'eth_getTransactionByHash', [hash])) !== null) return
         const message = error instanceof BaseError ? error.details || error.shortMessage : String(error)
-        if (/already known|already imported|known transaction/i.test(message)) return
         throw new VerificationFailedError({ detail: `the network refused the transaction: ${message.slice(0, 200)}`, cause: error })
       }
     },
