@@ -392,6 +392,19 @@ describe('tempo fee sponsorship on a local Tempo chain', { timeout: 60_000 }, ()
     expect(await balanceOf(client, sponsor.address)).toBe(sponsorBefore)
   })
 
+  it('behavior: a sponsor that cannot cover the fee answers 503 and leaves the credential usable', async () => {
+    const brokeKey = generatePrivateKey()
+    await fund(client, privateKeyToAccount(brokeKey).address, 10n)
+    const shop = seller({ feePayer: { privateKey: brokeKey } })
+    const challenge = await challengeOf(shop)
+    const credential = await pull(challenge, await fundedAccount(client), paymentCalls(challenge), { sponsored: true })
+    const response = await shop.request('/item', credential)
+    expect(response.status).toBe(503)
+    expect(response.headers.get('retry-after')).toBeTruthy()
+    await fund(client, privateKeyToAccount(brokeKey).address, 1_000_000n)
+    expect((await shop.request('/item', credential)).status).toBe(200)
+  })
+
   it('error: a gas limit above the sponsor policy is refused', async () => {
     const shop = seller({ feePayer: { privateKey: sponsorKey, policy: { maxGas: 100_000n } } })
     const challenge = await challengeOf(shop)
