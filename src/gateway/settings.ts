@@ -12,18 +12,12 @@ export class SettingsError extends Error {
 export type RateLimitBinding = { limit(options: { key: string }): Promise<{ success: boolean }> }
 
 /** The bindings and variables the gateway reads (see wrangler.toml and README.md, "Gateway"). */
-export type GatewayEnv = {
-  MPP_REALM?: string
+export type GatewayEnv = Partial<Cloudflare.Env> & {
+  // The vars and Durable Objects of wrangler.toml are generated into worker-configuration.d.ts by
+  // `npm run types`; below are the secrets and the optional bindings wrangler.toml leaves commented out.
   MPP_SECRET_KEY?: string
   MPP_PREVIOUS_SECRETS?: string
-  ORIGIN_URL?: string
   ORIGIN?: Fetcher
-  ORIGIN_TIMEOUT_MS?: string
-  RATE_LIMIT_CHALLENGES?: string
-  RATE_LIMIT_VERIFICATIONS?: string
-  REPLAY_GUARD?: DurableObjectNamespace<ReplayGuard>
-  IDEMPOTENCY_CACHE?: DurableObjectNamespace<IdempotencyCache>
-  RATE_COUNTER?: DurableObjectNamespace<RateCounter>
   CHALLENGE_RATE_LIMITER?: RateLimitBinding
   VERIFY_RATE_LIMITER?: RateLimitBinding
   ANALYTICS?: AnalyticsEngineDataset
