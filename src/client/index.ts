@@ -1,2 +1,3 @@
 /** @module The paying side: a fetch that answers 402 challenges with configured wallets. */
 export { paymentFetch, PolicyError, type Options, type Step, type Wallet } from './fetch.js'
+export { tempoWallet, TempoWalletError, type TempoWalletOptions, type TempoWalletPayload } from './wallets/tempo.js'
