@@ -76,7 +76,7 @@ describe('tempoWallet paying the tempo method', { timeout: 60_000 }, () => {
       expect(envelope.nonceKey).toBe(maxUint256)
       expect(envelope.nonce).toBe(0n)
       expect(envelope.validBefore).toBeLessThanOrEqual(Math.floor(Date.parse(challenge.expires!) / 1000))
-      expect(envelope.feeToken?.toLowerCase()).toBe(pathUsd)
+      expect(String(envelope.feeToken).toLowerCase()).toBe(pathUsd)
       const [effect, ...rest] = callEffects(envelope.calls)
       expect(rest).toEqual([])
       expect(effect).toMatchObject({ to: seller.recipient, amount: 250_000n })
