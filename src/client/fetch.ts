@@ -40,7 +40,11 @@ export type Options = {
   onStep?: ((step: Step) => void) | undefined
 }
 
-/** Raised when options give no spending policy. */
+/**
+ * Raised when options give no spending policy.
+ * @example
+ * throw new PolicyError('…')
+ */
 export class PolicyError extends Error {
   override readonly name = 'PolicyError'
 }

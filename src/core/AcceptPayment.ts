@@ -6,7 +6,11 @@ export type Range = { method: string; intent: string; q: number }
 const rangePattern = /^([a-z]+|\*)\/([A-Za-z0-9-]+|\*)$/
 const qPattern = /^q=(0(\.\d{0,3})?|1(\.0{0,3})?)$/i
 
-/** Longest `Accept-Payment` value read; a longer one is ignored as malformed. */
+/**
+ * Longest `Accept-Payment` value read; a longer one is ignored as malformed.
+ * @example
+ * if (header.length > maxHeaderLength) return undefined
+ */
 export const maxHeaderLength = 4096
 
 /**

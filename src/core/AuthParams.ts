@@ -3,7 +3,11 @@
 /** One `Payment` challenge's parameters, in wire order, with quoted-strings unescaped. */
 export type Params = { name: string; value: string }[]
 
-/** Raised on a header that is not a list of `Payment` challenges. */
+/**
+ * Raised on a header that is not a list of `Payment` challenges.
+ * @example
+ * throw new AuthParamsError('…')
+ */
 export class AuthParamsError extends Error {
   override readonly name = 'AuthParamsError'
 }

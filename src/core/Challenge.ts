@@ -22,17 +22,29 @@ export type Challenge = {
 /** A challenge as a credential echoes it: `request` stays the base64url wire string the HMAC covers. */
 export type Echoed = Omit<Challenge, 'request'> & { request: string }
 
-/** Raised when a header value is not a valid Payment challenge. */
+/**
+ * Raised when a header value is not a valid Payment challenge.
+ * @example
+ * throw new ChallengeParseError('…')
+ */
 export class ChallengeParseError extends Error {
   override readonly name = 'ChallengeParseError'
 }
 
-/** Raised when a challenge cannot be written to a header safely. */
+/**
+ * Raised when a challenge cannot be written to a header safely.
+ * @example
+ * throw new ChallengeFormatError('…')
+ */
 export class ChallengeFormatError extends Error {
   override readonly name = 'ChallengeFormatError'
 }
 
-/** Largest `WWW-Authenticate` value the parser reads (clients must handle 4 KB; servers should stay under 8 KB). */
+/**
+ * Largest `WWW-Authenticate` value the parser reads (clients must handle 4 KB; servers should stay under 8 KB).
+ * @example
+ * if (header.length > maxHeaderLength) throw new ChallengeParseError('header too large')
+ */
 export const maxHeaderLength = 64 * 1024
 
 const methodId = /^[a-z]+$/
@@ -53,7 +65,11 @@ const EchoedSchema = v.object({
   header: v.optional(v.string()),
 })
 
-/** Schema of an echoed challenge inside a credential. */
+/**
+ * Schema of an echoed challenge inside a credential.
+ * @example
+ * v.parse(Challenge.Schema, credential.challenge)
+ */
 export const Schema = EchoedSchema
 
 /**

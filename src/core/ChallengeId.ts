@@ -1,7 +1,11 @@
 /** @module Stateless challenge binding: HMAC-SHA256 over the challenge slots (core spec, "Challenge Binding"). */
 import { encodeBytes } from './Encoding.js'
 
-/** The smallest secret accepted, in bytes of its UTF-8 form. */
+/**
+ * The smallest secret accepted, in bytes of its UTF-8 form.
+ * @example
+ * new TextEncoder().encode(secret).length >= minSecretBytes
+ */
 export const minSecretBytes = 32
 
 /** The slots the id binds; `request` is the base64url wire string. */
@@ -16,7 +20,11 @@ export type Slots = {
   header?: string | undefined
 }
 
-/** Raised when a secret is too short to bind challenges safely. */
+/**
+ * Raised when a secret is too short to bind challenges safely.
+ * @example
+ * throw new WeakSecretError('…')
+ */
 export class WeakSecretError extends Error {
   override readonly name = 'WeakSecretError'
 }

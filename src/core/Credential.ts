@@ -10,17 +10,29 @@ export type Credential = {
   payload: Record<string, unknown>
 }
 
-/** Largest credential accepted, in characters of its base64url token (the spec asks for at least 4 KB). */
+/**
+ * Largest credential accepted, in characters of its base64url token (the spec asks for at least 4 KB).
+ * @example
+ * if (token.length > maxLength) throw new CredentialParseError('too large')
+ */
 export const maxLength = 32 * 1024
 
-/** Schema of a decoded credential. */
+/**
+ * Schema of a decoded credential.
+ * @example
+ * v.parse(Schema, input)
+ */
 export const Schema = v.object({
   challenge: Challenge.Schema,
   source: v.optional(v.pipe(v.string(), v.maxLength(512))),
   payload: v.record(v.string(), v.unknown()),
 })
 
-/** Raised when an Authorization value is not a valid Payment credential. */
+/**
+ * Raised when an Authorization value is not a valid Payment credential.
+ * @example
+ * throw new CredentialParseError('…')
+ */
 export class CredentialParseError extends Error {
   override readonly name: string = 'CredentialParseError'
 }
@@ -43,7 +55,11 @@ export function fromHeader(header: string | null | undefined): Credential | unde
   return deserialize(tokens[0]!)
 }
 
-/** Raised when a request carries several Payment credentials (core spec: the server should reject it with 400). */
+/**
+ * Raised when a request carries several Payment credentials (core spec: the server should reject it with 400).
+ * @example
+ * throw new MultipleCredentialsError('…')
+ */
 export class MultipleCredentialsError extends CredentialParseError {
   override readonly name = 'MultipleCredentialsError'
 }

@@ -5,7 +5,11 @@ const alphabet = /^[A-Za-z0-9_-]*$/
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 const utf8 = new TextEncoder()
 
-/** Raised when a value is not valid base64url or not valid UTF-8 or JSON. */
+/**
+ * Raised when a value is not valid base64url or not valid UTF-8 or JSON.
+ * @example
+ * throw new EncodingError('…')
+ */
 export class EncodingError extends Error {
   override readonly name = 'EncodingError'
 }

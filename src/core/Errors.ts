@@ -1,6 +1,10 @@
 /** @module Typed payment errors that render as RFC 9457 problem details (core spec, "Error Codes"). */
 
-/** Base URI of the problem types the core spec defines. */
+/**
+ * Base URI of the problem types the core spec defines.
+ * @example
+ * problemBase + 'verification-failed'
+ */
 export const problemBase = 'https://paymentauth.org/problems/'
 
 /** Problem type slugs defined by the core spec, plus the ones mpp-edge adds for operational faults. */

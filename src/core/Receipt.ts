@@ -11,7 +11,11 @@ export type Receipt = {
   [field: string]: unknown
 }
 
-/** Schema of a decoded receipt. */
+/**
+ * Schema of a decoded receipt.
+ * @example
+ * v.parse(Schema, input)
+ */
 export const Schema = v.looseObject({
   status: v.literal('success'),
   method: v.pipe(v.string(), v.regex(/^[a-z]+$/)),
@@ -19,7 +23,11 @@ export const Schema = v.looseObject({
   reference: v.pipe(v.string(), v.minLength(1)),
 })
 
-/** Raised on a receipt that cannot be decoded or validated. */
+/**
+ * Raised on a receipt that cannot be decoded or validated.
+ * @example
+ * throw new ReceiptError('…')
+ */
 export class ReceiptError extends Error {
   override readonly name = 'ReceiptError'
 }

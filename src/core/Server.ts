@@ -90,7 +90,11 @@ export type Paid = {
 /** What `handle` decided. */
 export type Outcome = Paid | { type: 'response'; response: Response; error: PaymentError }
 
-/** Raised at start-up on an invalid configuration; the message names the setting. */
+/**
+ * Raised at start-up on an invalid configuration; the message names the setting.
+ * @example
+ * throw new ConfigError('…')
+ */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
 }

@@ -58,7 +58,11 @@ type Priced = {
   page: PageOffer[]
 }
 
-/** Paths the gateway answers itself, before the pricing table. */
+/**
+ * Paths the gateway answers itself, before the pricing table.
+ * @example
+ * if (url.pathname === reservedPaths.health) return health()
+ */
 export const reservedPaths = { health: '/__mpp/health', openapi: '/openapi.json', prefix: '/__mpp/' }
 
 /**

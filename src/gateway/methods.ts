@@ -53,7 +53,11 @@ const TempoSettings = v.strictObject({
   pollIntervalMs: v.optional(v.number()),
 })
 
-/** The methods a deployed gateway can use. */
+/**
+ * The methods a deployed gateway can use.
+ * @example
+ * const methods = buildMethods(table.methods, env, methodFactories)
+ */
 export const methodFactories: MethodFactories = {
   tempo: (config, env) => {
     const { feePayer, ...settings } = parse(TempoSettings, config)

@@ -4,7 +4,11 @@
  * no spelling of a priced path (encoded, double-encoded, dotted, doubled, padded) reaches it for free.
  */
 
-/** Why a path was refused. */
+/**
+ * Why a path was refused.
+ * @example
+ * throw new AmbiguousPathError('…')
+ */
 export class AmbiguousPathError extends Error {
   override readonly name = 'AmbiguousPathError'
 }

@@ -1,7 +1,11 @@
 /** @module The gateway's pricing table (pricing.json): its schema, and errors that name the offending entry. */
 import * as v from 'valibot'
 
-/** Raised on an invalid pricing table; the message names the entry and field. */
+/**
+ * Raised on an invalid pricing table; the message names the entry and field.
+ * @example
+ * throw new PricingError('…')
+ */
 export class PricingError extends Error {
   override readonly name = 'PricingError'
 }
@@ -65,7 +69,11 @@ const Service = v.strictObject({
   docs: v.optional(v.strictObject({ apiReference: v.optional(Uri), homepage: v.optional(Uri), llms: v.optional(Uri) })),
 })
 
-/** Schema of pricing.json. */
+/**
+ * Schema of pricing.json.
+ * @example
+ * v.parse(Schema, input)
+ */
 export const Schema = v.strictObject({
   $schema: v.optional(v.string()),
   service: Service,

@@ -4,7 +4,11 @@ import type { Settings } from './settings.js'
 /** What is being limited: asking for a challenge, or presenting a credential. */
 export type Attempt = 'challenge' | 'verify'
 
-/** The counting window of the Durable Object counter; limits are per minute. */
+/**
+ * The counting window of the Durable Object counter; limits are per minute.
+ * @example
+ * await counter.hit('challenge', limit, windowMs)
+ */
 export const windowMs = 60_000
 
 /**

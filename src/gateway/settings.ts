@@ -3,7 +3,11 @@ import type { IdempotencyCache } from '../storage/IdempotencyCache.js'
 import type { ReplayGuard } from '../storage/ReplayGuard.js'
 import type { RateCounter } from './RateCounter.js'
 
-/** Raised at start-up on a missing or invalid setting; the message names it. */
+/**
+ * Raised at start-up on a missing or invalid setting; the message names it.
+ * @example
+ * throw new SettingsError('…')
+ */
 export class SettingsError extends Error {
   override readonly name = 'SettingsError'
 }

@@ -4,7 +4,11 @@ import { DurableObject } from 'cloudflare:workers'
 /** A stored response, as the middleware replays it. */
 export type StoredResponse = { status: number; headers: [string, string][]; body: ArrayBuffer }
 
-/** Largest response body kept for replay; larger responses are not replayable. */
+/**
+ * Largest response body kept for replay; larger responses are not replayable.
+ * @example
+ * if (body.byteLength <= maxStoredBody) await cache.put(key, stored, expiresAt)
+ */
 export const maxStoredBody = 512 * 1024
 
 /**

@@ -2,7 +2,11 @@
 import type { ReplayStore } from '../core/ReplayStore.js'
 import type { ReplayGuard } from './ReplayGuard.js'
 
-/** Default number of shards: challenge ids and references spread over this many objects. */
+/**
+ * Default number of shards: challenge ids and references spread over this many objects.
+ * @example
+ * replayStore(env.REPLAY_GUARD, defaultShards)
+ */
 export const defaultShards = 32
 
 /**

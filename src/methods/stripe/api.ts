@@ -10,16 +10,26 @@ import {
 /**
  * The Stripe API version every request pins. Shared Payment Tokens are a preview feature and need a
  * `.preview` version; this is the version the reference SDK (mppx 0.11) pins for the same call.
+ * @example
+ * headers.set('stripe-version', stripeVersion)
  */
 export const stripeVersion = '2026-07-29.preview'
 
-/** The production API origin. */
+/**
+ * The production API origin.
+ * @example
+ * new URL('/v1/payment_intents', config.apiBase ?? defaultApiBase)
+ */
 export const defaultApiBase = 'https://api.stripe.com'
 
 /** A form value: Stripe's API takes nested objects in bracket notation (`metadata[challenge_id]=…`). */
 export type FormValue = string | number | boolean | undefined | { [key: string]: FormValue }
 
-/** The PaymentIntent fields the method reads (Stripe returns many more). */
+/**
+ * The PaymentIntent fields the method reads (Stripe returns many more).
+ * @example
+ * v.parse(PaymentIntent, input)
+ */
 export const PaymentIntent = v.looseObject({
   id: v.pipe(v.string(), v.maxLength(255), v.regex(/^pi_[A-Za-z0-9_]+$/)),
   object: v.literal('payment_intent'),

@@ -1,6 +1,10 @@
 /** @module Decimal prices to Stripe amounts in a currency's smallest unit, with exact integer arithmetic. */
 
-/** Raised when a price cannot be expressed as a Stripe amount in its currency. */
+/**
+ * Raised when a price cannot be expressed as a Stripe amount in its currency.
+ * @example
+ * throw new CurrencyError('…')
+ */
 export class CurrencyError extends Error {
   override readonly name = 'CurrencyError'
 }

@@ -1,7 +1,11 @@
 /** @module Decimal token amounts to base units, exactly (never through floating point). */
 import { parseUnits } from 'viem'
 
-/** Raised when a configured amount is not a plain decimal or has more digits than the token. */
+/**
+ * Raised when a configured amount is not a plain decimal or has more digits than the token.
+ * @example
+ * throw new AmountError('…')
+ */
 export class AmountError extends Error {
   override readonly name = 'AmountError'
 }

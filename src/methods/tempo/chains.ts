@@ -12,7 +12,11 @@ export type Token = {
   symbol?: string | undefined
 }
 
-/** USDC.e on Tempo mainnet. */
+/**
+ * USDC.e on Tempo mainnet.
+ * @example
+ * defaultTokens(4217)[0].address === usdcE // true
+ */
 export const usdcE: Address = '0x20C000000000000000000000b9537d11c60E8b50'
 
 const known: Record<number, { chain: Chain; tokens: Token[] }> = {

@@ -22,7 +22,11 @@ export type SponsorPolicy = {
   maxInFlight: number
 }
 
-/** The default sponsor policy. */
+/**
+ * The default sponsor policy.
+ * @example
+ * const policy = { ...defaultPolicy, maxGas: 1_000_000n }
+ */
 export const defaultPolicy: SponsorPolicy = {
   maxGas: 2_000_000n,
   maxValidityWindowSeconds: 600,
@@ -41,7 +45,11 @@ export function maxFee(envelope: { gas?: bigint | undefined; maxFeePerGas?: bigi
   return (wei + 10n ** 12n - 1n) / 10n ** 12n
 }
 
-/** The expiring nonce key Tempo reserves for transactions that carry their own expiry (2^256 - 1). */
+/**
+ * The expiring nonce key Tempo reserves for transactions that carry their own expiry (2^256 - 1).
+ * @example
+ * if (envelope.nonceKey !== expiringNonceKey) throw new VerificationFailedError({ detail: 'nonce key' })
+ */
 export const expiringNonceKey = maxUint256
 
 /**

@@ -13,10 +13,18 @@
  */
 import { type Hex, concatHex, keccak256, sliceHex, stringToBytes } from 'viem'
 
-/** The 4-byte MPP tag. */
+/**
+ * The 4-byte MPP tag.
+ * @example
+ * sliceHex(memo, 0, 4) === tag
+ */
 export const tag = sliceHex(keccak256(stringToBytes('mpp')), 0, 4)
 
-/** The memo layout version this module writes and reads. */
+/**
+ * The memo layout version this module writes and reads.
+ * @example
+ * sliceHex(memo, 4, 5) === version
+ */
 export const version = '0x01'
 
 const noClient = `0x${'00'.repeat(10)}` as Hex

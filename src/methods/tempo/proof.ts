@@ -9,7 +9,11 @@ import { type Address, type Hex, isAddress, recoverTypedDataAddress } from 'viem
 import { VerificationFailedError } from '../../core/Errors.js'
 import { sameAddress } from './transfers.js'
 
-/** Proof versions this server accepts. */
+/**
+ * Proof versions this server accepts.
+ * @example
+ * acceptedVersions.includes(2) // true
+ */
 export const acceptedVersions = [3, 2] as const
 export type ProofVersion = 1 | 2 | 3
 
