@@ -11,6 +11,7 @@ import type { GatewayEnv } from './settings.js'
 
 export { IdempotencyCache } from '../storage/IdempotencyCache.js'
 export { ReplayGuard } from '../storage/ReplayGuard.js'
+export { SponsorGate } from '../storage/SponsorGate.js'
 export { RateCounter } from './RateCounter.js'
 
 const gateway = createGateway({ pricing, env: env as unknown as GatewayEnv, factories: methodFactories })

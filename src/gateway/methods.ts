@@ -1,4 +1,7 @@
 /** @module Payment methods built from pricing.json's "methods" section and the worker's secrets. */
+import { privateKeyToAccount } from 'viem/accounts'
+import { defaultPolicy } from '../methods/tempo/fee-payer.js'
+import { sponsorGate } from '../storage/sponsor-gate.js'
 import * as v from 'valibot'
 import type { Method } from '../core/Method.js'
 import { stripe } from '../methods/stripe/index.js'
@@ -70,9 +73,14 @@ export const methodFactories: MethodFactories = {
         throw new Error('TEMPO_SPONSOR_KEY is missing: set it with "wrangler secret put TEMPO_SPONSOR_KEY" (or drop "feePayer")')
       }
       const policy = feePayer.policy
+      const gateNamespace = env.SPONSOR_GATE
       sponsor = {
         privateKey,
         feeToken: feePayer.feeToken,
+        // One cap across every isolate when the SponsorGate object is bound (it is in wrangler.toml).
+        gate: gateNamespace
+          ? sponsorGate(gateNamespace, privateKeyToAccount(privateKey as `0x${string}`).address, policy?.maxInFlight ?? defaultPolicy.maxInFlight)
+          : undefined,
         policy: policy && {
           ...(policy.maxGas !== undefined ? { maxGas: BigInt(policy.maxGas) } : {}),
           ...(policy.maxFeePerTransaction !== undefined ? { maxFeePerTransaction: BigInt(policy.maxFeePerTransaction) } : {}),

@@ -2,6 +2,7 @@ declare namespace Cloudflare {
   interface Env {
     REPLAY_GUARD: DurableObjectNamespace<import('../../src/storage/ReplayGuard.js').ReplayGuard>
     IDEMPOTENCY_CACHE: DurableObjectNamespace<import('../../src/storage/IdempotencyCache.js').IdempotencyCache>
+    SPONSOR_GATE: DurableObjectNamespace<import('../../src/storage/SponsorGate.js').SponsorGate>
     TEST_TEMPO_RPC_URL: string
     TEST_STRIPE_API_URL: string
   }

@@ -17,6 +17,7 @@ import { attributionMemo } from '../../src/methods/tempo/memo.js'
 import { typedData } from '../../src/methods/tempo/proof.js'
 import { payment } from '../../src/middleware/payment.js'
 import { replayStore } from '../../src/storage/replay-store.js'
+import { sponsorGate } from '../../src/storage/sponsor-gate.js'
 import {
   balanceOf,
   chainClient,
@@ -350,7 +351,9 @@ describe('tempo fee sponsorship on a local Tempo chain', { timeout: 60_000 }, ()
   beforeAll(async () => {
     await fund(client, sponsor.address, 5_000_000n)
   })
-  const sponsoredSeller = () => seller({ feePayer: { privateKey: sponsorKey } })
+  // The cap on transactions in flight is the shared Durable Object one, as the gateway wires it.
+  const sponsoredSeller = () => seller({ feePayer: { privateKey: sponsorKey, gate: sponsorGate(env.SPONSOR_GATE, sponsor.address, 4) } })
+  const slotsHeld = () => env.SPONSOR_GATE.get(env.SPONSOR_GATE.idFromName(`sponsor:${sponsor.address.toLowerCase()}`)).held()
 
   it('behavior: the server co-signs as fee payer; the payer pays exactly the price, the sponsor the fee', async () => {
     const shop = sponsoredSeller()
@@ -365,6 +368,7 @@ describe('tempo fee sponsorship on a local Tempo chain', { timeout: 60_000 }, ()
     const fee = sponsorBefore - (await balanceOf(client, sponsor.address))
     expect(fee).toBeGreaterThan(0n)
     expect(fee).toBeLessThanOrEqual(50_000n)
+    expect(await slotsHeld()).toBe(0)
   })
 
   it('error: a hash credential, a foreign memo and a reverting transfer are refused before the sponsor pays', async () => {

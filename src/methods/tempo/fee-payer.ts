@@ -114,6 +114,9 @@ export async function sponsor(
 /** Counts sponsored transactions between co-signing and their receipt, per isolate. */
 export type InFlight = { acquire: () => () => void; readonly count: number }
 
+/** A cap on sponsored transactions in flight shared by every isolate (see `sponsorGate` in storage). */
+export type Gate = { acquire: () => Promise<() => Promise<void> | void> }
+
 /**
  * A per-isolate cap on sponsored transactions in flight; past it, payers are told to retry (503).
  * @example

@@ -11,7 +11,7 @@ import { define, type Method, type Price, type Settlement, type VerifyContext } 
 import { ConfigError, isLoopback } from '../../core/Server.js'
 import { AmountError, toBaseUnits } from './amounts.js'
 import { type Token, defaultRpcUrl, defaultTokens } from './chains.js'
-import { type SponsorPolicy, defaultPolicy, inFlight, maxFee, sponsor } from './fee-payer.js'
+import { type Gate, type SponsorPolicy, defaultPolicy, inFlight, maxFee, sponsor } from './fee-payer.js'
 import { parseSource, verifyProof } from './proof.js'
 import { checkReceipt } from './receipt.js'
 import { type Rpc, rpc } from './rpc.js'
@@ -51,6 +51,11 @@ export type TempoConfig = {
         feeToken?: string | undefined
         /** Caps on what is sponsored (defaults in `defaultPolicy`). */
         policy?: Partial<SponsorPolicy> | undefined
+        /**
+         * A cap on transactions in flight shared by every isolate (`sponsorGate(env.SPONSOR_GATE, …)`);
+         * without it `policy.maxInFlight` is counted per isolate.
+         */
+        gate?: Gate | undefined
       }
     | undefined
   /** Blocks a payment's block needs, counting itself, before it settles (default 1: Tempo blocks are final). */
@@ -87,7 +92,8 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
     pollIntervalMs: config.pollIntervalMs,
     fetch: config.fetch,
   })
-  const limiter = inFlight(settings.policy.maxInFlight)
+  const local = inFlight(settings.policy.maxInFlight)
+  const gate: Gate = config.feePayer?.gate ?? { acquire: async () => local.acquire() }
 
   return define<TempoRequest, TempoPayload>({
     name: 'tempo',
@@ -197,7 +203,7 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
       if (decoded.envelope.validBefore! <= Math.floor(Date.now() / 1000)) {
         throw new VerificationFailedError({ detail: "the transaction's validity window has passed" })
       }
-      const release = sponsored ? limiter.acquire() : undefined
+      const release = sponsored ? await gate.acquire() : undefined
       try {
         if (sponsored) {
           // A transaction that fails on-chain would still cost the sponsor its fee: the calls must succeed,
@@ -213,7 +219,7 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
         await node.broadcast(final.serialized, hash)
         found = await node.waitForReceipt(hash, deadline)
       } finally {
-        release?.()
+        await release?.()
       }
     }
     if (found.transactionHash.toLowerCase() !== hash) throw new VerificationFailedError({ detail: 'the node returned a receipt for another transaction' })
