@@ -1,0 +1,156 @@
+/**
+ * The local demo as README.md runs it: `npm start` (on free ports), a payment through it with `npm run pay`,
+ * the reference mppx client paying the same gateway, and Ctrl-C ending every process it started.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { Mppx, tempo as mppxTempo } from 'mppx/client'
+import type { Hex } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import * as Receipt from '../../src/core/Receipt.js'
+import { claimPayer, demoDir, readState } from '../../demo/state.js'
+import { freePort } from '../support/ports.js'
+import { balanceOf, chainClient } from '../support/tempo-chain.js'
+
+const demoRecipient = JSON.parse(readFileSync(new URL('../../demo/pricing.json', import.meta.url), 'utf8')).methods.tempo.recipient as Hex
+
+/** Runs a command to its end and returns its exit code and output. */
+function run(command: string, args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (chunk) => (output += chunk))
+    child.stderr.on('data', (chunk) => (output += chunk))
+    child.on('exit', (code) => resolve({ code, output }))
+  })
+}
+
+/** Every process descending from `pid` (through /proc), whatever its process group. */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      // Fields after the command name (which may hold spaces) start after the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)])
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  const found: number[] = []
+  const queue = [pid]
+  while (queue.length) {
+    for (const child of children.get(queue.shift()!) ?? []) {
+      found.push(child)
+      queue.push(child)
+    }
+  }
+  return found
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+describe('npm start (the local demo)', { timeout: 120_000 }, () => {
+  let start: ChildProcess
+  let output = ''
+  let gateway = ''
+  let rpc = ''
+  let port = 0
+  let processes: number[] = []
+
+  beforeAll(async () => {
+    port = await freePort()
+    const rpcPort = await freePort()
+    // As README.md says, with free ports so it can run beside other tests (and a demo a person runs).
+    start = spawn('npm', ['start'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PORT: String(port), RPC_PORT: String(rpcPort) } })
+    start.stdout!.on('data', (chunk) => (output += chunk))
+    start.stderr!.on('data', (chunk) => (output += chunk))
+    const deadline = Date.now() + 90_000
+    while (!/^stop /m.test(output)) {
+      if (start.exitCode !== null) throw new Error(`npm start exited:\n${output}`)
+      if (Date.now() > deadline) throw new Error(`npm start did not get ready:\n${output}`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    gateway = /^gateway (\S+)$/m.exec(output)![1]!
+    rpc = /^rpc (\S+)$/m.exec(output)![1]!
+    processes = descendants(start.pid!)
+  }, 120_000)
+
+  afterAll(async () => {
+    // Only if the stop test did not run or failed: leave nothing behind.
+    for (const pid of [start?.pid, ...processes]) {
+      if (pid && alive(pid)) process.kill(pid, 'SIGKILL')
+    }
+  })
+
+  it('behavior: prints the gateway, the chain, each priced route with its price, and what to try', () => {
+    expect(gateway).toBe(`http://127.0.0.1:${port}`)
+    expect(rpc).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect(output).toContain(`route GET ${gateway}/v1/reports/daily 0.25 (tempo pathUSD, stripe USD)`)
+    expect(output).toContain(`route GET ${gateway}/v1/quotes/:symbol 0.01 (tempo pathUSD)`)
+    expect(output).toContain(`try npm run pay -- ${gateway}/v1/reports/daily`)
+    // The chain, the gateway and a recorded state are up; the processes run in their own groups.
+    expect(readState(new URL(gateway))?.state.rpc).toBe(rpc)
+    const commands = processes.map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]!)
+    expect(commands.some((command) => command.endsWith('/anvil'))).toBe(true)
+    expect(commands.some((command) => command.endsWith('/workerd'))).toBe(true)
+  })
+
+  it('behavior: npm run pay pays a priced route: the challenge, the payment, 200, the decoded receipt; the seller gets the price', async () => {
+    const client = chainClient(rpc)
+    const before = await balanceOf(client, demoRecipient)
+    const { code, output: paid } = await run('npm', ['run', 'pay', '--', `${gateway}/v1/reports/daily`])
+    expect(paid).toMatch(/^challenge tempo charge: 0\.25 pathUSD \(250000 base units\) to 0x[0-9a-fA-F]{40} on chain 42431, expires \S+Z/m)
+    expect(paid).toMatch(/^challenge stripe charge: 0\.25 USD \(25 minor units\)/m)
+    const hash = /^payment +transaction (0x[0-9a-f]{64}) signed/m.exec(paid)?.[1]
+    expect(hash, paid).toBeDefined()
+    expect(paid).toMatch(/^response +200 OK$/m)
+    expect(paid).toMatch(/^body +\{"report":"daily"/m)
+    expect(paid).toContain(`receipt   tempo success, reference ${hash}, at `)
+    expect(code).toBe(0)
+    expect((await balanceOf(client, demoRecipient)) - before).toBe(250_000n)
+  })
+
+  it('behavior: npm run pay --method stripe pays the same route through the local Stripe API', async () => {
+    const { code, output: paid } = await run('npm', ['run', 'pay', '--', `${gateway}/v1/reports/daily`, '--method', 'stripe'])
+    expect(paid).toMatch(/^response +200 OK$/m)
+    expect(paid).toMatch(/^receipt +stripe success, reference pi_\w+/m)
+    expect(code).toBe(0)
+  })
+
+  it('behavior: the reference mppx client pays the running demo gateway (Node), with a demo payer key', async () => {
+    const demo = readState(new URL(gateway))!
+    const key = claimPayer(demo.dir, demo.state)!
+    const client = chainClient(rpc)
+    const before = await balanceOf(client, demoRecipient)
+    const mppx = Mppx.create({ polyfill: false, methods: [mppxTempo({ account: privateKeyToAccount(key), getClient: () => client })] })
+    const response = await mppx.fetch(`${gateway}/v1/quotes/ACME`)
+    expect(response.status).toBe(200)
+    expect(await response.json()).toMatchObject({ symbol: 'ACME', currency: 'USD' })
+    expect(Receipt.deserialize(response.headers.get('payment-receipt')!)).toMatchObject({ method: 'tempo', status: 'success' })
+    expect((await balanceOf(client, demoRecipient)) - before).toBe(10_000n)
+  })
+
+  it('behavior: Ctrl-C (SIGINT to the process group) stops the chain, the gateway and every other process, and removes the state', async () => {
+    const exited = new Promise<void>((resolve) => start.once('exit', () => resolve()))
+    process.kill(-start.pid!, 'SIGINT')
+    // npm itself ends on the signal; the script it ran stops the rest.
+    await exited
+    const deadline = Date.now() + 10_000
+    while (processes.some(alive) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(processes.filter(alive)).toEqual([])
+    expect(existsSync(demoDir(port))).toBe(false)
+    await expect(fetch(`${gateway}/__mpp/health`)).rejects.toThrow()
+    await expect(fetch(rpc, { method: 'POST', body: '{}' })).rejects.toThrow()
+  })
+})
