@@ -10,6 +10,7 @@ import pricing from './pricing.json'
 
 export { IdempotencyCache } from '../src/storage/IdempotencyCache.js'
 export { ReplayGuard } from '../src/storage/ReplayGuard.js'
+export { SponsorGate } from '../src/storage/SponsorGate.js'
 export { RateCounter } from '../src/gateway/RateCounter.js'
 
 const gateway = createGateway({ pricing, env: env as unknown as GatewayEnv, factories: methodFactories })

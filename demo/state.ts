@@ -8,7 +8,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Hex } from 'viem'
 
-/** The repository root. */
+/**
+ * The repository root.
+ * @example
+ * join(root, 'demo', 'pricing.json')
+ */
 export const root = fileURLToPath(new URL('..', import.meta.url))
 
 /** What `npm start` records about the running demo. */

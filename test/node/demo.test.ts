@@ -60,6 +60,16 @@ const alive = (pid: number) => {
   }
 }
 
+describe('the demo gateway worker', () => {
+  it('behavior: exports what the deployable gateway exports and binds the same Durable Objects (only the pricing table differs)', () => {
+    const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8')
+    const exported = (source: string) => [...source.matchAll(/^export \{ (\w+) \}/gm)].map((m) => m[1]).sort()
+    const bindings = (toml: string) => [...toml.matchAll(/^class_name = "(\w+)"/gm)].map((m) => m[1]).sort()
+    expect(exported(read('demo/gateway.ts'))).toEqual(exported(read('src/gateway/index.ts')))
+    expect(bindings(read('demo/wrangler.toml'))).toEqual(bindings(read('wrangler.toml')))
+  })
+})
+
 describe('npm start (the local demo)', { timeout: 120_000 }, () => {
   let start: ChildProcess
   let output = ''

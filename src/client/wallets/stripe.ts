@@ -16,7 +16,11 @@ export type StripeWalletOptions = {
   token: (challenge: Challenge & { request: Request }) => string | Promise<string>
 }
 
-/** Raised when the wallet will not pay a challenge (not a valid stripe charge, or no token). */
+/**
+ * Raised when the wallet will not pay a challenge (not a valid stripe charge, or no token).
+ * @example
+ * if (error instanceof StripeWalletError) console.warn(`not paid: ${error.message}`)
+ */
 export class StripeWalletError extends Error {
   override readonly name = 'StripeWalletError'
 }

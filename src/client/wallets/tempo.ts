@@ -34,7 +34,11 @@ export type TempoWalletOptions = {
   fetch?: typeof fetch | undefined
 }
 
-/** Raised when the wallet will not pay a challenge (wrong chain, malformed request, expired, mode not offered). */
+/**
+ * Raised when the wallet will not pay a challenge (wrong chain, malformed request, expired, mode not offered).
+ * @example
+ * if (error instanceof TempoWalletError) console.warn(`not paid: ${error.message}`)
+ */
 export class TempoWalletError extends Error {
   override readonly name = 'TempoWalletError'
 }
