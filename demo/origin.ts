@@ -41,7 +41,7 @@ export async function startOrigin(options: { port: number }): Promise<Origin> {
 
 function answer(method: string, path: string, body: string): [number, unknown] {
   if (method === 'GET' && path === '/v1/status') return [200, { status: 'ok', service: 'mpp-edge demo origin' }]
-  const quote = /^\/v1\/quotes\/([A-Za-z]{1,10})$/.exec(path)
+  const quote = /^\/v1\/quotes\/([A-Za-z0-9.]{1,12})$/.exec(path)
   if (method === 'GET' && quote) {
     const symbol = quote[1]!.toUpperCase()
     // A made-up but stable price per symbol.
