@@ -1,6 +1,8 @@
 /**
  * mpp-edge against the reference SDK mppx, both as Hono middleware in workerd (`wrangler dev`), side by
- * side in one run: throughput and latency of the 402 challenge path, and the deployed bundle size.
+ * side in one run: throughput and latency of the 402 challenge path through the middleware, the protocol work
+ * alone (binding and formatting challenges, parsing credentials and checking their binding, 100 per request so
+ * the dev server's overhead is amortised), and the deployed bundle size.
  * Run: npm run bench:http (loopback only; each load is bounded in time).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -43,8 +45,8 @@ async function serve(config: string): Promise<{ url: string; stop: () => void }>
   return { url, stop: () => process.kill(-child.pid!, 'SIGTERM') }
 }
 
-function load(url: string): Promise<autocannon.Result> {
-  return autocannon({ url: `${url}/paid`, connections, duration: seconds })
+function load(url: string, path: string): Promise<autocannon.Result> {
+  return autocannon({ url: `${url}${path}`, connections, duration: seconds })
 }
 
 async function bundleSize(config: string): Promise<{ raw: number; gzip: number }> {
@@ -61,15 +63,26 @@ async function bundleSize(config: string): Promise<{ raw: number; gzip: number }
   }
 }
 
-const rows: Record<string, { rps: number; p50: number; p99: number; raw: number; gzip: number }> = {}
+type Row = { rps: number; p50: number; p99: number; issue: number; verify: number; raw: number; gzip: number }
+const rows: Record<string, Row> = {}
 for (const target of targets) {
   const size = await bundleSize(target.config)
   const server = await serve(target.config)
   try {
     await autocannon({ url: `${server.url}/paid`, connections, duration: 1 }) // warm-up
-    const result = await load(server.url)
-    if (result.non2xx !== result.requests.total && result.statusCodeStats?.['402'] === undefined) throw new Error(`${target.name}: no 402 answers`)
-    rows[target.name] = { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, ...size }
+    const result = await load(server.url, '/paid')
+    if (result.statusCodeStats?.['402'] === undefined) throw new Error(`${target.name}: no 402 answers`)
+    const issue = await load(server.url, '/issue')
+    const verify = await load(server.url, '/verify')
+    if (issue.non2xx || verify.non2xx) throw new Error(`${target.name}: protocol endpoints failed`)
+    rows[target.name] = {
+      rps: result.requests.average,
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      issue: issue.requests.average * 100,
+      verify: verify.requests.average * 100,
+      ...size,
+    }
   } finally {
     server.stop()
   }
@@ -83,5 +96,7 @@ const line = (name: string, x: number, y: number, unit = '') =>
 line('requests/s', a.rps, b.rps)
 line('latency p50 (ms)', a.p50, b.p50)
 line('latency p99 (ms)', a.p99, b.p99)
+line('challenges issued/s', a.issue, b.issue)
+line('credentials checked/s', a.verify, b.verify)
 line('bundle (KiB)', a.raw / 1024, b.raw / 1024)
 line('bundle gzip (KiB)', a.gzip / 1024, b.gzip / 1024)

@@ -1,5 +1,7 @@
 /** mpp-edge's Hono middleware pricing one route with a Tempo charge: the subject of bench/http.bench.ts. */
 import { Hono } from 'hono'
+import * as Challenge from '../../src/core/Challenge.js'
+import * as Credential from '../../src/core/Credential.js'
 import { tempo } from '../../src/methods/tempo/index.js'
 import { payment } from '../../src/middleware/payment.js'
 import { replayStore } from '../../src/storage/replay-store.js'
@@ -20,5 +22,29 @@ const build = (secret: string) =>
   })
 
 app.get('/paid', (c, next) => (pay ??= build(c.env.MPP_SECRET_KEY)).charge({ amount: '0.01' })(c, next), (c) => c.json({ ok: true }))
+
+// Protocol work alone, 100 times per request, so the dev server's own overhead is amortised.
+const fields = {
+  realm: 'bench.example.com',
+  method: 'tempo',
+  intent: 'charge',
+  request: { amount: '10000', currency: '0x20c0000000000000000000000000000000000000', recipient: '0x742d35Cc6634c0532925a3b844bC9e7595F8fE00', methodDetails: { chainId: 42431 } },
+  expires: '2030-01-01T00:00:00Z',
+}
+const secret = 'bench-secret-0123456789abcdefghijklmnop'
+const credential = Challenge.create({ ...fields, secret }).then((challenge) =>
+  Credential.serialize({ challenge, payload: { type: 'hash', hash: `0x${'ab'.repeat(32)}` } }),
+)
+app.get('/issue', async (c) => {
+  let last = ''
+  for (let i = 0; i < 100; i++) last = Challenge.serialize(await Challenge.create({ ...fields, secret }))
+  return c.text(last)
+})
+app.get('/verify', async (c) => {
+  const authorization = await credential
+  let ok = true
+  for (let i = 0; i < 100; i++) ok &&= await Challenge.verifyBinding(Credential.deserialize(authorization).challenge, [secret])
+  return c.text(String(ok))
+})
 
 export default app
