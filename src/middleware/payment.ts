@@ -3,7 +3,8 @@ import type { Context, Env, MiddlewareHandler } from 'hono'
 import type { Challenge } from '../core/Challenge.js'
 import { BadRequestError, ConfigurationError, PaymentUnavailableError } from '../core/Errors.js'
 import type { Price, Settlement } from '../core/Method.js'
-import * as Receipt from '../core/Receipt.js'
+import * as PaidResponse from '../core/PaidResponse.js'
+import type * as Receipt from '../core/Receipt.js'
 import type { ReplayStore } from '../core/ReplayStore.js'
 import * as Server from '../core/Server.js'
 import type { Idempotency } from '../storage/idempotency.js'
@@ -108,8 +109,9 @@ async function settle<E extends Env>(
 
   c.set('payment', { challenge: outcome.challenge, settlement: outcome.settlement, receipt: outcome.receipt })
   await next()
-  // A failed handler leaves the payment settled but undelivered: the same credential may retry.
-  if (c.error || c.res.status >= 500) {
+  // A failed or refusing handler leaves the payment settled but undelivered: the same credential may retry.
+  // Core spec, "Receipt Status Semantics": an error response never carries a receipt (as in the gateway).
+  if (c.error || c.res.status >= 400) {
     await outcome.release()
     return
   }
@@ -119,12 +121,11 @@ async function settle<E extends Env>(
     await outcome.release()
     return Server.problemResponse(error instanceof BadRequestError ? error : new PaymentUnavailableError({ retryAfter: 1 }))
   }
-  const headers = new Headers(c.res.headers)
-  headers.set('payment-receipt', Receipt.serialize(outcome.receipt))
-  // Core spec, "Caching": a response carrying a receipt is private.
-  headers.set('cache-control', 'private')
-  const body = replayKey ? await c.res.arrayBuffer() : c.res.body
-  const response = new Response(body, { status: c.res.status, statusText: c.res.statusText, headers })
+  // Core spec, "Caching": a response carrying a receipt is private; the handler's other directives stay.
+  const delivered = PaidResponse.withReceipt(c.res, outcome.receipt)
+  const headers = delivered.headers
+  const body = replayKey ? await delivered.arrayBuffer() : delivered.body
+  const response = new Response(body, { status: delivered.status, statusText: delivered.statusText, headers })
   c.res = undefined
   c.res = response
   if (replayKey && body instanceof ArrayBuffer) {

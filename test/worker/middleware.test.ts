@@ -39,6 +39,11 @@ function setup(options: { previousSecrets?: string[]; secret?: string } = {}) {
     runs++
     return c.json({ order: runs, body: await c.req.json() }, 201)
   })
+  app.get('/refusing', pay.charge({ amount: '0.10' }), (c) => {
+    runs++
+    return runs === 1 ? c.json({ error: 'no such item' }, 404) : c.json({ ok: true })
+  })
+  app.get('/unstored', pay.charge({ amount: '0.10' }), (c) => c.json({ ok: true }, 200, { 'cache-control': 'no-store' }))
   app.get('/priceless', pay.charge(() => ({ amount: 'free' })), (c) => c.text('never'))
   app.get('/dynamic', pay.charge((c) => ({ amount: c.req.query('tier') === 'gold' ? '2.00' : '1.00' })), (c) => c.text('ok'))
   const request = (path: string, init?: RequestInit) => app.request(`${base}${path}`, init, env)
@@ -238,6 +243,27 @@ describe('charge middleware', () => {
     expect(Receipt.deserialize(retried.headers.get('payment-receipt')!).method).toBe('ledger')
     expect(t.primary.state.settled).toHaveLength(1)
     expect((await t.request('/flaky', { headers: { authorization } })).status).toBe(402)
+  })
+
+  it('error: a handler answering 4xx after settlement gets no receipt, and the same credential is served on retry', async () => {
+    const t = setup()
+    const authorization = await pay(await t.request('/refusing'))
+    const refused = await t.request('/refusing', { headers: { authorization } })
+    expect(refused.status).toBe(404)
+    // Core spec, "Receipt Status Semantics": never a Payment-Receipt on an error response.
+    expect(refused.headers.get('payment-receipt')).toBeNull()
+    const retried = await t.request('/refusing', { headers: { authorization } })
+    expect(retried.status).toBe(200)
+    expect(Receipt.deserialize(retried.headers.get('payment-receipt')!).method).toBe('ledger')
+    expect(t.primary.state.settled).toHaveLength(1)
+  })
+
+  it('behavior: a paid response keeps the handler\'s no-store and is made private', async () => {
+    const t = setup()
+    const authorization = await pay(await t.request('/unstored'))
+    const paid = await t.request('/unstored', { headers: { authorization } })
+    expect(paid.status).toBe(200)
+    expect(paid.headers.get('cache-control')).toBe('private, no-store')
   })
 
   it('behavior: an Idempotency-Key retry replays the stored response without running the handler again', async () => {
