@@ -202,10 +202,8 @@ export async function handle(
     }
     return answer(context, new MalformedCredentialError({ detail: (error as Error).message }))
   }
-  if (!credential) {
-    const response = await challengeResponse(context, new PaymentRequiredError({ detail: 'Payment is required.' }))
-    return { type: 'response', response, error: new PaymentRequiredError() }
-  }
+  // Through `answer`: a body that cannot be bound to a challenge gets its 400, not a 503.
+  if (!credential) return answer(context, new PaymentRequiredError({ detail: 'Payment is required.' }))
 
   try {
     return await verify(context, credential, options.store)
@@ -416,12 +414,32 @@ function hasBody(request: Request): boolean {
   return request.body !== null && !['GET', 'HEAD'].includes(request.method)
 }
 
-async function readBody(request: Request, max: number): Promise<ArrayBuffer> {
-  const declared = Number(request.headers.get('content-length') ?? '0')
-  if (declared > max) throw new BadRequestError({ detail: `request body larger than ${max} bytes cannot be bound to a payment` })
-  const body = await request.clone().arrayBuffer()
-  if (body.byteLength > max) throw new BadRequestError({ detail: `request body larger than ${max} bytes cannot be bound to a payment` })
-  return body
+async function readBody(request: Request, max: number): Promise<Uint8Array> {
+  const tooLarge = () => new BadRequestError({ detail: `request body larger than ${max} bytes cannot be bound to a payment` })
+  if (Number(request.headers.get('content-length') ?? '0') > max) throw tooLarge()
+  const body = request.clone().body
+  if (!body) return new Uint8Array(0)
+  // A chunked body declares no length (or a false one): stop reading as soon as it passes the limit.
+  const reader = body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > max) {
+      await reader.cancel().catch(() => {})
+      throw tooLarge()
+    }
+    chunks.push(value)
+  }
+  const bytes = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return bytes
 }
 
 async function storeCall<T>(call: () => Promise<T>): Promise<T> {

@@ -266,6 +266,27 @@ describe('charge middleware', () => {
     expect(paid.headers.get('cache-control')).toBe('private, no-store')
   })
 
+  it('error: a body too large to bind answers 400 without challenges, and is not read to its end', async () => {
+    const t = setup()
+    const big = await t.request('/orders', { method: 'POST', body: 'x'.repeat(1024 * 1024 + 1) })
+    expect(big.status).toBe(400)
+    expect((await problem(big)).type).toMatch(/bad-request$/)
+    // A chunked body declares no length: reading stops once it passes the limit.
+    let pulled = 0
+    const chunk = new Uint8Array(64 * 1024)
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled += chunk.byteLength
+        if (pulled > 8 * 1024 * 1024) controller.close()
+        else controller.enqueue(chunk)
+      },
+    })
+    const chunked = await t.request('/orders', { method: 'POST', body, duplex: 'half' } as RequestInit)
+    expect(chunked.status).toBe(400)
+    expect(pulled).toBeLessThan(4 * 1024 * 1024)
+    expect(t.runs()).toBe(0)
+  })
+
   it('behavior: an Idempotency-Key retry replays the stored response without running the handler again', async () => {
     const t = setup()
     const body = JSON.stringify({ item: 'book' })

@@ -41,8 +41,8 @@ function shop(method: Method<any, any>) {
 }
 
 /** Fires the same credential `racers` times at once and sorts the answers. */
-async function race(request: (authorization: string) => Promise<Response>, authorization: string) {
-  const responses = await Promise.all(Array.from({ length: racers }, () => request(authorization)))
+async function race(request: (authorization: string) => Response | Promise<Response>, authorization: string) {
+  const responses = await Promise.all(Array.from({ length: racers }, async () => request(authorization)))
   const statuses = responses.map((r) => r.status)
   for (const r of responses.filter((r) => r.status !== 200)) {
     // The losers are told the credential is in use (409, retry later) or spent (402); never paid twice.
