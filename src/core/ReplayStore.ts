@@ -6,8 +6,11 @@ export type BeginResult =
   | { status: 'fresh' }
   /** An earlier attempt ended without a final answer: this attempt holds it and must verify again. */
   | { status: 'resumed' }
-  /** The payment settled but was never delivered (the handler or origin failed): deliver without charging again. */
-  | { status: 'settled'; reference: string }
+  /**
+   * The payment settled but was never delivered (the handler or origin failed): deliver without charging again,
+   * but only to the credential that paid (`credential` is its digest, when the settlement recorded one).
+   */
+  | { status: 'settled'; reference: string; credential?: string | undefined }
   /** Another attempt holds the challenge right now. */
   | { status: 'busy'; retryAfterMs: number }
   /** The challenge was paid and delivered: it cannot be used again. */
@@ -22,15 +25,24 @@ export interface ReplayStore {
   begin(challengeId: string, attempt: string, leaseUntil: number, expiresAt: number): Promise<BeginResult>
   /** Binds a reference to the challenge; false when it already belongs to another challenge. */
   claimReference(reference: string, challengeId: string): Promise<boolean>
-  /** Records that the payment is final; the attempt keeps its lease to deliver. False when the attempt lost its lease. */
-  settle(challengeId: string, attempt: string, reference: string): Promise<boolean>
+  /**
+   * Records that the payment is final, and the digest of the credential that paid; the attempt keeps its lease
+   * to deliver. False when the attempt lost its lease.
+   */
+  settle(challengeId: string, attempt: string, reference: string, credential?: string | undefined): Promise<boolean>
   /** Records that the response was delivered: the challenge is spent. False when the attempt lost its lease. */
   deliver(challengeId: string, attempt: string): Promise<boolean>
   /** Gives the lease back without spending the challenge (a transient fault, a failed delivery). */
   release(challengeId: string, attempt: string): Promise<void>
 }
 
-type Row = { state: 'pending' | 'settled' | 'delivered'; attempt: string; leaseUntil: number; reference?: string | undefined }
+type Row = {
+  state: 'pending' | 'settled' | 'delivered'
+  attempt: string
+  leaseUntil: number
+  reference?: string | undefined
+  credential?: string | undefined
+}
 
 /**
  * An in-memory ReplayStore with the same semantics as the Durable Object one, for tests and tools.
@@ -51,7 +63,8 @@ export function memory(now: () => number = Date.now): ReplayStore {
       if (row.leaseUntil > now()) return { status: 'busy', retryAfterMs: row.leaseUntil - now() }
       row.attempt = attempt
       row.leaseUntil = leaseUntil
-      return row.state === 'settled' ? { status: 'settled', reference: row.reference ?? '' } : { status: 'resumed' }
+      if (row.state !== 'settled') return { status: 'resumed' }
+      return { status: 'settled', reference: row.reference ?? '', ...(row.credential !== undefined ? { credential: row.credential } : {}) }
     },
     async claimReference(reference, challengeId) {
       const owner = references.get(reference)
@@ -59,11 +72,12 @@ export function memory(now: () => number = Date.now): ReplayStore {
       references.set(reference, challengeId)
       return true
     },
-    async settle(id, attempt, reference) {
+    async settle(id, attempt, reference, credential) {
       const row = challenges.get(id)
       if (!row || row.attempt !== attempt || row.state !== 'pending') return false
       row.state = 'settled'
       row.reference = reference
+      row.credential = credential
       return true
     },
     async deliver(id, attempt) {

@@ -5,7 +5,7 @@ import * as BodyDigest from './BodyDigest.js'
 import * as Challenge from './Challenge.js'
 import * as ChallengeId from './ChallengeId.js'
 import * as Credential from './Credential.js'
-import { decodeObject, encodeBytes, encodeJson } from './Encoding.js'
+import { canonicalJson, decodeObject, encodeBytes, encodeJson } from './Encoding.js'
 import {
   BadRequestError,
   InvalidChallengeError,
@@ -255,6 +255,7 @@ async function verify(context: Context, credential: Credential.Credential, store
   const parsedRequest = v.safeParse(method.request, offer.request)
   if (!parsedRequest.success) throw new VerificationFailedError({ detail: 'the challenge request is not valid for its method' })
   const challenge = Challenge.fromEchoed(echoed)
+  const paidWith = await credentialDigest(credential)
 
   const attempt = crypto.randomUUID()
   const begun = await storeCall(() => store.begin(echoed.id, attempt, now.getTime() + server.leaseMs, expiresAt))
@@ -280,6 +281,11 @@ async function verify(context: Context, credential: Credential.Credential, store
     release,
   })
   if (begun.status === 'settled') {
+    // Knowing the challenge is not paying for it: only the credential that settled it is served again.
+    if (begun.credential !== undefined && begun.credential !== paidWith) {
+      await release()
+      throw new VerificationFailedError({ detail: 'this challenge was paid with another credential' })
+    }
     server.emit({ type: 'redelivered', route, method: method.name, challengeId: echoed.id, reference: begun.reference })
     return paid({ reference: begun.reference }, true)
   }
@@ -298,7 +304,7 @@ async function verify(context: Context, credential: Credential.Credential, store
       resumed: begun.status === 'resumed',
       now,
     })
-    if (!(await storeCall(() => store.settle(echoed.id, attempt, settlement.reference)))) {
+    if (!(await storeCall(() => store.settle(echoed.id, attempt, settlement.reference, paidWith)))) {
       throw new PaymentUnavailableError({ detail: 'the settlement could not be recorded', retryAfter: 1 })
     }
   } catch (error) {
@@ -309,6 +315,17 @@ async function verify(context: Context, credential: Credential.Credential, store
   }
   server.emit({ type: 'paid', route, method: method.name, challengeId: echoed.id, reference: settlement.reference })
   return paid(settlement, false)
+}
+
+// A digest of what the payer sent (payload and source), canonical so that re-encoding the same credential matches.
+async function credentialDigest(credential: Credential.Credential): Promise<string> {
+  let canonical: string
+  try {
+    canonical = canonicalJson({ payload: credential.payload, source: credential.source ?? null })
+  } catch {
+    throw new MalformedCredentialError({ detail: 'the credential has no canonical JSON form' })
+  }
+  return encodeBytes(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(canonical))))
 }
 
 /**

@@ -25,8 +25,12 @@ export class ReplayGuard extends DurableObject {
       lease_until INTEGER NOT NULL DEFAULT 0,
       tried INTEGER NOT NULL DEFAULT 0,
       reference TEXT,
-      expires_at INTEGER NOT NULL
+      expires_at INTEGER NOT NULL,
+      credential TEXT
     )`)
+    // Objects created before the credential column existed get it added once.
+    const columns = this.sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('challenges')").toArray()
+    if (!columns.some((column) => column.name === 'credential')) this.sql.exec('ALTER TABLE challenges ADD COLUMN credential TEXT')
     this.sql.exec(`CREATE TABLE IF NOT EXISTS refs (
       reference TEXT PRIMARY KEY,
       challenge_id TEXT NOT NULL,
@@ -38,8 +42,8 @@ export class ReplayGuard extends DurableObject {
   async begin(id: string, attempt: string, leaseUntil: number, expiresAt: number): Promise<BeginResult> {
     const now = Date.now()
     const row = this.sql
-      .exec<{ state: string; lease_until: number; tried: number; reference: string | null }>(
-        'SELECT state, lease_until, tried, reference FROM challenges WHERE id = ?',
+      .exec<{ state: string; lease_until: number; tried: number; reference: string | null; credential: string | null }>(
+        'SELECT state, lease_until, tried, reference, credential FROM challenges WHERE id = ?',
         id,
       )
       .toArray()[0]
@@ -57,7 +61,9 @@ export class ReplayGuard extends DurableObject {
     if (row.state === 'delivered') return { status: 'delivered', reference: row.reference ?? '' }
     if (row.lease_until > now) return { status: 'busy', retryAfterMs: row.lease_until - now }
     this.sql.exec('UPDATE challenges SET attempt = ?, lease_until = ?, tried = tried + 1 WHERE id = ?', attempt, leaseUntil, id)
-    if (row.state === 'settled') return { status: 'settled', reference: row.reference ?? '' }
+    if (row.state === 'settled') {
+      return { status: 'settled', reference: row.reference ?? '', ...(row.credential !== null ? { credential: row.credential } : {}) }
+    }
     return { status: 'resumed' }
   }
 
@@ -71,11 +77,12 @@ export class ReplayGuard extends DurableObject {
     return true
   }
 
-  /** Marks the payment of a challenge final; only the attempt holding it may. */
-  async settle(id: string, attempt: string, reference: string): Promise<boolean> {
+  /** Marks the payment of a challenge final, with the digest of the credential that paid; only the attempt holding it may. */
+  async settle(id: string, attempt: string, reference: string, credential?: string): Promise<boolean> {
     const cursor = this.sql.exec(
-      "UPDATE challenges SET state = 'settled', reference = ? WHERE id = ? AND attempt = ? AND state = 'pending'",
+      "UPDATE challenges SET state = 'settled', reference = ?, credential = ? WHERE id = ? AND attempt = ? AND state = 'pending'",
       reference,
+      credential ?? null,
       id,
       attempt,
     )

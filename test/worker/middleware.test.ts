@@ -266,6 +266,24 @@ describe('charge middleware', () => {
     expect(paid.headers.get('cache-control')).toBe('private, no-store')
   })
 
+  it('error: a settled but undelivered payment is redelivered only to the credential that paid it', async () => {
+    const t = setup()
+    const response = await t.request('/flaky')
+    const authorization = await pay(response)
+    expect((await t.request('/flaky', { headers: { authorization } })).status).toBe(500)
+    // Someone holding the challenge (not the payment) tries to collect the settled payment.
+    const challenge = Challenge.fromResponse(response)[0]!
+    const other = Credential.serialize({ challenge, payload: { voucher: 'not-the-paying-voucher' } })
+    const stolen = await t.request('/flaky', { headers: { authorization: other } })
+    expect(stolen.status).toBe(402)
+    expect(stolen.headers.get('payment-receipt')).toBeNull()
+    expect((await problem(stolen)).type).toMatch(/verification-failed$/)
+    expect(t.runs()).toBe(1)
+    const retried = await t.request('/flaky', { headers: { authorization } })
+    expect(retried.status).toBe(200)
+    expect(t.primary.state.settled).toHaveLength(1)
+  })
+
   it('error: a body too large to bind answers 400 without challenges, and is not read to its end', async () => {
     const t = setup()
     const big = await t.request('/orders', { method: 'POST', body: 'x'.repeat(1024 * 1024 + 1) })

@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
+import { ReplayGuard } from '../../src/storage/ReplayGuard.js'
 import { replayStore } from '../../src/storage/replay-store.js'
 
 const store = () => replayStore(env.REPLAY_GUARD)
@@ -27,6 +28,27 @@ describe('ReplayGuard', () => {
     expect(await s.settle(id, 'a2', '0xref')).toBe(true)
     await s.release(id, 'a2')
     expect(await s.begin(id, 'a3', later(30_000), later(60_000))).toEqual({ status: 'settled', reference: '0xref' })
+  })
+
+  it('behavior: a settled challenge remembers the digest of the credential that paid it', async () => {
+    const s = store()
+    const id = crypto.randomUUID()
+    await s.begin(id, 'a1', later(30_000), later(60_000))
+    expect(await s.settle(id, 'a1', '0xref', 'digest-of-credential')).toBe(true)
+    await s.release(id, 'a1')
+    expect(await s.begin(id, 'a2', later(30_000), later(60_000))).toEqual({ status: 'settled', reference: '0xref', credential: 'digest-of-credential' })
+  })
+
+  it('behavior: an object created before the credential column gets it', async () => {
+    const stub = env.REPLAY_GUARD.get(env.REPLAY_GUARD.idFromName(`old-schema-${crypto.randomUUID()}`))
+    const columns = await runInDurableObject(stub, (_, state) => {
+      state.storage.sql.exec('DROP TABLE challenges')
+      state.storage.sql.exec(`CREATE TABLE challenges (id TEXT PRIMARY KEY, state TEXT NOT NULL, attempt TEXT,
+        lease_until INTEGER NOT NULL DEFAULT 0, tried INTEGER NOT NULL DEFAULT 0, reference TEXT, expires_at INTEGER NOT NULL)`)
+      new ReplayGuard(state, env)
+      return state.storage.sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('challenges')").toArray().map((c) => c.name)
+    })
+    expect(columns).toContain('credential')
   })
 
   it('behavior: a reference belongs to one challenge forever', async () => {
