@@ -16,8 +16,7 @@ import type { Method } from '../core/Method.js'
 import * as PaidResponse from '../core/PaidResponse.js'
 import type { ReplayStore } from '../core/ReplayStore.js'
 import * as Server from '../core/Server.js'
-import { maxStoredBody } from '../storage/IdempotencyCache.js'
-import { idempotencyKey, idempotencyStore, type Idempotency } from '../storage/idempotency.js'
+import { idempotencyKey, idempotencyStore, maxStoredBody, storableBody, type Idempotency } from '../storage/idempotency.js'
 import { replayStore } from '../storage/replay-store.js'
 import { recorder, type Recorder } from './events.js'
 import { buildMethods, type MethodFactories } from './methods.js'
@@ -290,13 +289,14 @@ async function payAndForward(context: Context, paid: Priced, original: Request, 
   }
   const delivered = PaidResponse.withReceipt(response, outcome.receipt)
   if (!replay) return delivered
-  const body = await delivered.arrayBuffer()
-  if (body.byteLength <= maxStoredBody) {
+  // Only a body small enough to store is read before it is sent; a larger one streams through unstored.
+  const { stored: body, body: sent } = await storableBody(delivered.body, maxStoredBody)
+  if (body) {
     const expiresAt = Date.parse(outcome.challenge.expires ?? '') || Date.now() + paid.server.ttlSeconds * 1000
     const stored = { status: delivered.status, headers: [...delivered.headers.entries()], body }
     await replay.idempotency.put(replay.key, stored, expiresAt).catch(() => {})
   }
-  return new Response(body, { status: delivered.status, statusText: delivered.statusText, headers: delivered.headers })
+  return new Response(sent, { status: delivered.status, statusText: delivered.statusText, headers: delivered.headers })
 }
 
 async function replayKey(idempotency: Idempotency, request: Request, authorization: string | null) {

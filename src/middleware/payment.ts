@@ -8,7 +8,7 @@ import type * as Receipt from '../core/Receipt.js'
 import type { ReplayStore } from '../core/ReplayStore.js'
 import * as Server from '../core/Server.js'
 import type { Idempotency } from '../storage/idempotency.js'
-import { idempotencyKey } from '../storage/idempotency.js'
+import { idempotencyKey, maxStoredBody, storableBody } from '../storage/idempotency.js'
 
 /** What a paid handler can read with `c.get('payment')`. */
 export type PaymentInfo = {
@@ -124,11 +124,14 @@ async function settle<E extends Env>(
   // Core spec, "Caching": a response carrying a receipt is private; the handler's other directives stay.
   const delivered = PaidResponse.withReceipt(c.res, outcome.receipt)
   const headers = delivered.headers
-  const body = replayKey ? await delivered.arrayBuffer() : delivered.body
-  const response = new Response(body, { status: delivered.status, statusText: delivered.statusText, headers })
+  // Only a body small enough to store is read before it is sent; a larger one streams through unstored.
+  const { stored: body, body: sent } = replayKey
+    ? await storableBody(delivered.body, maxStoredBody)
+    : { stored: undefined, body: delivered.body }
+  const response = new Response(sent, { status: delivered.status, statusText: delivered.statusText, headers })
   c.res = undefined
   c.res = response
-  if (replayKey && body instanceof ArrayBuffer) {
+  if (replayKey && body) {
     const expiresAt = Date.parse(outcome.challenge.expires ?? '') || Date.now() + server.ttlSeconds * 1000
     const stored = { status: response.status, headers: [...headers.entries()], body }
     // Awaited, so a retry right after this response finds it.

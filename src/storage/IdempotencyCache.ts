@@ -1,15 +1,11 @@
 /** @module The Durable Object that keeps paid responses for `Idempotency-Key` retries. */
 import { DurableObject } from 'cloudflare:workers'
+import { maxStoredBody } from './idempotency.js'
+
+export { maxStoredBody }
 
 /** A stored response, as the middleware replays it. */
 export type StoredResponse = { status: number; headers: [string, string][]; body: ArrayBuffer }
-
-/**
- * Largest response body kept for replay; larger responses are not replayable.
- * @example
- * if (body.byteLength <= maxStoredBody) await cache.put(key, stored, expiresAt)
- */
-export const maxStoredBody = 512 * 1024
 
 /**
  * Paid responses keyed by a hash of (Idempotency-Key, credential), kept until their challenge expires.

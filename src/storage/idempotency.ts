@@ -1,6 +1,13 @@
 /** @module Replaying paid responses for `Idempotency-Key` retries (core spec, "Idempotency"). */
 import type { IdempotencyCache, StoredResponse } from './IdempotencyCache.js'
 
+/**
+ * Largest response body kept for replay; larger responses are not replayable.
+ * @example
+ * if (body.byteLength <= maxStoredBody) await cache.put(key, stored, expiresAt)
+ */
+export const maxStoredBody = 512 * 1024
+
 /** Stores and replays paid responses. */
 export type Idempotency = {
   get(key: string): Promise<StoredResponse | undefined>
@@ -32,3 +39,46 @@ export async function idempotencyKey(key: string, authorization: string): Promis
   return [...hash].map((b) => b.toString(16).padStart(2, '0')).join('')
 }
 
+
+/**
+ * Reads a paid response body for storage when it is at most `max` bytes. A larger body is not stored: it is
+ * passed on as a stream, the bytes already read first, so a large paid response is never held in memory whole.
+ * @example
+ * const { stored, body } = await storableBody(response.body, maxStoredBody)
+ */
+export async function storableBody(
+  body: ReadableStream<Uint8Array> | null,
+  max: number,
+): Promise<{ stored: ArrayBuffer | undefined; body: ArrayBuffer | ReadableStream<Uint8Array> }> {
+  if (!body) return { stored: new ArrayBuffer(0), body: new ArrayBuffer(0) }
+  const reader = body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    chunks.push(value)
+    size += value.byteLength
+    if (size > max) {
+      const rest = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (const chunk of chunks) controller.enqueue(chunk)
+        },
+        async pull(controller) {
+          const next = await reader.read()
+          if (next.done) controller.close()
+          else controller.enqueue(next.value)
+        },
+        cancel: (reason) => reader.cancel(reason),
+      })
+      return { stored: undefined, body: rest }
+    }
+  }
+  const bytes = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return { stored: bytes.buffer, body: bytes.buffer }
+}

@@ -101,6 +101,31 @@ describe('gateway: paid routes', () => {
     expect(second.headers.get('payment-receipt')).toBe(first.headers.get('payment-receipt'))
     expect(await t.hits()).toBe(1)
   })
+
+  it('behavior: with an Idempotency-Key, an origin answer too large to store is streamed, not held in memory whole', async () => {
+    let pulled = 0
+    const chunk = new Uint8Array(64 * 1024).fill(120)
+    const size = 8 * 1024 * 1024
+    const origin = {
+      fetch: async () =>
+        new Response(
+          new ReadableStream<Uint8Array>({
+            pull(controller) {
+              if (pulled >= size) return controller.close()
+              pulled += chunk.byteLength
+              controller.enqueue(chunk)
+            },
+          }),
+        ),
+    }
+    const t = setup({ env: { ORIGIN: origin as unknown as Fetcher } })
+    const authorization = await pay(await t.request('/files/big.bin'))
+    const res = await t.request('/files/big.bin', { headers: { authorization, 'idempotency-key': 'big-1' } })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('payment-receipt')).toBeTruthy()
+    expect(pulled).toBeLessThan(2 * 1024 * 1024)
+    expect((await res.arrayBuffer()).byteLength).toBe(size)
+  })
 })
 
 describe('gateway: unpriced and free routes', () => {

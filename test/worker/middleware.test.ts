@@ -44,10 +44,26 @@ function setup(options: { previousSecrets?: string[]; secret?: string } = {}) {
     return runs === 1 ? c.json({ error: 'no such item' }, 404) : c.json({ ok: true })
   })
   app.get('/unstored', pay.charge({ amount: '0.10' }), (c) => c.json({ ok: true }, 200, { 'cache-control': 'no-store' }))
+  let pulled = 0
+  app.get('/download', pay.charge({ amount: '0.10' }), () => new Response(counted(8 * 1024 * 1024, (n) => (pulled += n))))
   app.get('/priceless', pay.charge(() => ({ amount: 'free' })), (c) => c.text('never'))
   app.get('/dynamic', pay.charge((c) => ({ amount: c.req.query('tier') === 'gold' ? '2.00' : '1.00' })), (c) => c.text('ok'))
   const request = (path: string, init?: RequestInit) => app.request(`${base}${path}`, init, env)
-  return { app, request, primary, backup, runs: () => runs }
+  return { app, request, primary, backup, runs: () => runs, pulled: () => pulled }
+}
+
+/** A body of `size` bytes that reports each chunk as it is pulled. */
+function counted(size: number, onPull: (bytes: number) => void) {
+  const chunk = new Uint8Array(64 * 1024).fill(120)
+  let sent = 0
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= size) return controller.close()
+      sent += chunk.byteLength
+      onPull(chunk.byteLength)
+      controller.enqueue(chunk)
+    },
+  })
 }
 
 /** Pays the first challenge of a 402 the way a client would, with the ledger's voucher. */
@@ -320,6 +336,17 @@ describe('charge middleware', () => {
     expect(await second.json()).toEqual(await first.json())
     expect(second.headers.get('payment-receipt')).toBe(first.headers.get('payment-receipt'))
     expect(t.runs()).toBe(1)
+  })
+
+  it('behavior: with an Idempotency-Key, a paid response too large to store is streamed, not held in memory whole', async () => {
+    const t = setup()
+    const authorization = await pay(await t.request('/download'))
+    const res = await t.request('/download', { headers: { authorization, 'idempotency-key': 'big-1' } })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('payment-receipt')).toBeTruthy()
+    // Only what decides "too large to store" was read before the response went out.
+    expect(t.pulled()).toBeLessThan(2 * 1024 * 1024)
+    expect((await res.arrayBuffer()).byteLength).toBe(8 * 1024 * 1024)
   })
 
   it('error: a body that differs from the challenge digest is refused', async () => {
