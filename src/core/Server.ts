@@ -297,7 +297,9 @@ async function verify(context: Context, credential: Credential.Credential, store
       request: parsedRequest.output,
       credential: { ...credential, payload: payload.output },
       claimReference: async (reference) => {
-        if (!(await storeCall(() => store.claimReference(`${method.name}:${reference}`, echoed.id)))) {
+        // Core spec, "Credential Handling": a reference may be a bearer token (a Stripe SPT); only its digest is kept.
+        const key = `${method.name}:${await digest(reference)}`
+        if (!(await storeCall(() => store.claimReference(key, echoed.id)))) {
           throw new VerificationFailedError({ detail: 'this payment already settled another challenge' })
         }
       },
@@ -325,7 +327,12 @@ async function credentialDigest(credential: Credential.Credential): Promise<stri
   } catch {
     throw new MalformedCredentialError({ detail: 'the credential has no canonical JSON form' })
   }
-  return encodeBytes(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(canonical))))
+  return digest(canonical)
+}
+
+// base64url SHA-256 of a text.
+async function digest(text: string): Promise<string> {
+  return encodeBytes(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text))))
 }
 
 /**

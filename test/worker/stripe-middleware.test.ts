@@ -174,6 +174,28 @@ describe('stripe through the charge middleware', () => {
     expect((await seen(token)).map((r) => r.replayed)).toEqual([false, true])
   })
 
+  it('error: the Shared Payment Token is never written to the replay store, and still pays one challenge only', async () => {
+    const memory = ReplayStore.memory()
+    const written: string[] = []
+    const store: ReplayStore.ReplayStore = {
+      ...memory,
+      claimReference: (reference, challengeId) => {
+        written.push(reference)
+        return memory.claimReference(reference, challengeId)
+      },
+    }
+    const t = setup({}, { store })
+    const token = spt('ok')
+    const paid = await t.request('/report', { headers: { authorization: credential(await t.request('/report'), { spt: token }) } })
+    expect(paid.status).toBe(200)
+    expect(written.length).toBeGreaterThan(0)
+    // Core spec, "Credential Handling": the token is a bearer credential; only a digest of it is kept.
+    expect(written.join(' ')).not.toContain(token.slice(4))
+    const again = await t.request('/report', { headers: { authorization: credential(await t.request('/report'), { spt: token }) } })
+    expect(again.status).toBe(402)
+    expect((await problem(again)).type).toMatch(/verification-failed$/)
+  })
+
   it('error: the same SPT cannot pay a second challenge; Stripe sees it once', async () => {
     const t = setup()
     const token = spt('ok')
