@@ -126,6 +126,7 @@ export function create(config: Config): Server {
   if (!Number.isInteger(ttlSeconds) || ttlSeconds < 10 || ttlSeconds > 86_400) {
     throw new ConfigError('ttlSeconds must be a whole number from 10 to 86400')
   }
+  const onEvent = config.onEvent
   return {
     realm: config.realm,
     secrets,
@@ -133,7 +134,14 @@ export function create(config: Config): Server {
     ttlSeconds,
     leaseMs: config.leaseMs ?? 60_000,
     maxBodyBytes: config.maxBodyBytes ?? 1024 * 1024,
-    emit: config.onEvent ?? (() => {}),
+    // Events are for logs and metrics: a failing sink must not fail a payment (or strand a settled one).
+    emit: (event) => {
+      try {
+        onEvent?.(event)
+      } catch {
+        // Ignored on purpose.
+      }
+    },
   }
 }
 

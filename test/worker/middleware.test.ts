@@ -385,6 +385,27 @@ describe('charge middleware', () => {
     expect((await t.app.request('http://127.0.0.1:8787/report', {}, env)).status).toBe(402)
   })
 
+  it('behavior: an event sink that throws does not keep a settled payment from being served', async () => {
+    const method = ledger().method
+    const priced = payment<{ Bindings: Cloudflare.Env }>({
+      realm: 'api.example.com',
+      secret,
+      methods: [method],
+      store: (c) => replayStore(c.env.REPLAY_GUARD),
+      onEvent: () => {
+        throw new Error('event sink is down')
+      },
+    })
+    const app = new Hono<{ Bindings: Cloudflare.Env }>()
+    app.get('/report', priced.charge({ amount: '0.25' }), (c) => c.json({ ok: true }))
+    const offer = await app.request(`${base}/report`, {}, env)
+    expect(offer.status).toBe(402)
+    const authorization = await pay(offer)
+    const paid = await app.request(`${base}/report`, { headers: { authorization } }, env)
+    expect(paid.status).toBe(200)
+    expect(paid.headers.get('payment-receipt')).toBeTruthy()
+  })
+
   it('error: a short secret or an empty method list fails at start-up naming the setting', () => {
     expect(() => setup({ secret: 'short' })).toThrow(/secret must be at least 32 bytes/)
     expect(() => setup({ previousSecrets: ['tiny'] })).toThrow(/previousSecrets\[0\]/)
