@@ -153,6 +153,8 @@ export function create(config: Config): Server {
 export async function chargeOffers(server: Server, price: Price, only?: readonly string[]): Promise<Offer[]> {
   assertPrice(price)
   const names = only ?? [...server.methods.keys()]
+  // Core spec, "When NOT to Return 402": a 402 must carry at least one challenge.
+  if (names.length === 0) throw new ConfigError('a charge must offer at least one payment method')
   return Promise.all(
     names.map(async (name) => {
       const method = server.methods.get(name)

@@ -51,6 +51,7 @@ export function payment<E extends Env = Env>(options: PaymentOptions<E>) {
      */
     charge(price: PriceInput<E>, only?: { methods?: readonly string[] | undefined }): MiddlewareHandler<E> {
       if (typeof price !== 'function') Server.assertPrice(price)
+      if (only?.methods?.length === 0) throw new Server.ConfigError('a charge must offer at least one payment method')
       for (const name of only?.methods ?? []) {
         if (!server.methods.has(name)) throw new Server.ConfigError(`method "${name}" is not configured`)
       }

@@ -406,6 +406,12 @@ describe('charge middleware', () => {
     expect(paid.headers.get('payment-receipt')).toBeTruthy()
   })
 
+  it('error: a charge offering no method fails at start-up (a 402 must carry a challenge)', async () => {
+    const pay = payment({ realm: 'r', secret, methods: [ledger().method], store: () => undefined as never })
+    expect(() => pay.charge({ amount: '1' }, { methods: [] })).toThrow(/at least one/)
+    await expect(Server.chargeOffers(pay.server, { amount: '1' }, [])).rejects.toThrow(/at least one/)
+  })
+
   it('error: a short secret or an empty method list fails at start-up naming the setting', () => {
     expect(() => setup({ secret: 'short' })).toThrow(/secret must be at least 32 bytes/)
     expect(() => setup({ previousSecrets: ['tiny'] })).toThrow(/previousSecrets\[0\]/)
