@@ -1,7 +1,7 @@
 /** @module Hono middleware that puts a price on a route: `pay.charge({ amount: '0.01' })`. */
 import type { Context, Env, MiddlewareHandler } from 'hono'
 import type { Challenge } from '../core/Challenge.js'
-import { BadRequestError, ConfigurationError, PaymentUnavailableError } from '../core/Errors.js'
+import { ConfigurationError, PaymentUnavailableError, isPaymentError } from '../core/Errors.js'
 import type { Price, Settlement } from '../core/Method.js'
 import * as PaidResponse from '../core/PaidResponse.js'
 import type * as Receipt from '../core/Receipt.js'
@@ -120,7 +120,12 @@ async function settle<E extends Env>(
     await outcome.deliver()
   } catch (error) {
     await outcome.release()
-    return Server.problemResponse(error instanceof BadRequestError ? error : new PaymentUnavailableError({ retryAfter: 1 }))
+    // The handler's response is already set (Hono ignores a Response returned now): replace it, or the paid
+    // content would go out while the challenge stays undelivered, to be served again.
+    await c.res.body?.cancel().catch(() => {})
+    c.res = undefined
+    c.res = Server.problemResponse(isPaymentError(error) ? error : new PaymentUnavailableError({ retryAfter: 1 }))
+    return
   }
   // Core spec, "Caching": a response carrying a receipt is private; the handler's other directives stay.
   const delivered = PaidResponse.withReceipt(c.res, outcome.receipt)

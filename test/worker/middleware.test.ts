@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import * as Challenge from '../../src/core/Challenge.js'
 import * as Credential from '../../src/core/Credential.js'
 import * as Receipt from '../../src/core/Receipt.js'
+import * as ReplayStore from '../../src/core/ReplayStore.js'
 import * as Server from '../../src/core/Server.js'
 import { payment } from '../../src/middleware/payment.js'
 import { idempotencyStore } from '../../src/storage/idempotency.js'
@@ -383,6 +384,25 @@ describe('charge middleware', () => {
     expect(insecure.status).toBe(400)
     expect(insecure.headers.get('www-authenticate')).toBeNull()
     expect((await t.app.request('http://127.0.0.1:8787/report', {}, env)).status).toBe(402)
+  })
+
+  it('error: when the delivery cannot be recorded, the paid content is not served and the credential is served on retry', async () => {
+    const memory = ReplayStore.memory()
+    let failDelivery = true
+    const store: ReplayStore.ReplayStore = { ...memory, deliver: async (id, attempt) => (failDelivery ? false : memory.deliver(id, attempt)) }
+    const priced = payment({ realm: 'api.example.com', secret, methods: [ledger().method], store: () => store })
+    const app = new Hono()
+    app.get('/report', priced.charge({ amount: '0.25' }), (c) => c.json({ report: 'secret content' }))
+    const authorization = await pay(await app.request(`${base}/report`))
+    const lost = await app.request(`${base}/report`, { headers: { authorization } })
+    expect(lost.status).toBeGreaterThanOrEqual(400)
+    expect(lost.headers.get('payment-receipt')).toBeNull()
+    expect(await lost.text()).not.toContain('secret content')
+    failDelivery = false
+    const served = await app.request(`${base}/report`, { headers: { authorization } })
+    expect(served.status).toBe(200)
+    expect(served.headers.get('payment-receipt')).toBeTruthy()
+    expect((await app.request(`${base}/report`, { headers: { authorization } })).status).toBe(402)
   })
 
   it('behavior: an event sink that throws does not keep a settled payment from being served', async () => {
