@@ -26,10 +26,10 @@ export interface ReplayStore {
   /** Binds a reference to the challenge; false when it already belongs to another challenge. */
   claimReference(reference: string, challengeId: string): Promise<boolean>
   /**
-   * Records that the payment is final, and the digest of the credential that paid; the attempt keeps its lease
-   * to deliver. False when the attempt lost its lease.
+   * Records that the payment is final, and the digest of the credential that paid; the attempt keeps the
+   * challenge to deliver, its lease renewed to `leaseUntil` when given. False when the attempt lost its lease.
    */
-  settle(challengeId: string, attempt: string, reference: string, credential?: string | undefined): Promise<boolean>
+  settle(challengeId: string, attempt: string, reference: string, credential?: string | undefined, leaseUntil?: number | undefined): Promise<boolean>
   /** Records that the response was delivered: the challenge is spent. False when the attempt lost its lease. */
   deliver(challengeId: string, attempt: string): Promise<boolean>
   /** Gives the lease back without spending the challenge (a transient fault, a failed delivery). */
@@ -72,9 +72,10 @@ export function memory(now: () => number = Date.now): ReplayStore {
       references.set(reference, challengeId)
       return true
     },
-    async settle(id, attempt, reference, credential) {
+    async settle(id, attempt, reference, credential, leaseUntil) {
       const row = challenges.get(id)
       if (!row || row.attempt !== attempt || row.state !== 'pending') return false
+      if (leaseUntil !== undefined) row.leaseUntil = leaseUntil
       row.state = 'settled'
       row.reference = reference
       row.credential = credential

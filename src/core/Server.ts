@@ -132,8 +132,8 @@ export function create(config: Config): Server {
     secrets,
     methods,
     ttlSeconds,
-    leaseMs: config.leaseMs ?? 60_000,
-    maxBodyBytes: config.maxBodyBytes ?? 1024 * 1024,
+    leaseMs: positiveInteger(config.leaseMs ?? 60_000, 'leaseMs', 1_000, 600_000),
+    maxBodyBytes: positiveInteger(config.maxBodyBytes ?? 1024 * 1024, 'maxBodyBytes', 0, 100 * 1024 * 1024),
     // Events are for logs and metrics: a failing sink must not fail a payment (or strand a settled one).
     emit: (event) => {
       try {
@@ -143,6 +143,11 @@ export function create(config: Config): Server {
       }
     },
   }
+}
+
+function positiveInteger(value: number, name: string, min: number, max: number): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}`)
+  return value
 }
 
 /**
@@ -316,7 +321,7 @@ async function verify(context: Context, credential: Credential.Credential, store
       resumed: begun.status === 'resumed',
       now,
     })
-    if (!(await storeCall(() => store.settle(echoed.id, attempt, settlement.reference, paidWith)))) {
+    if (!(await storeCall(() => store.settle(echoed.id, attempt, settlement.reference, paidWith, Date.now() + server.leaseMs)))) {
       throw new PaymentUnavailableError({ detail: 'the settlement could not be recorded', retryAfter: 1 })
     }
   } catch (error) {

@@ -77,12 +77,16 @@ export class ReplayGuard extends DurableObject {
     return true
   }
 
-  /** Marks the payment of a challenge final, with the digest of the credential that paid; only the attempt holding it may. */
-  async settle(id: string, attempt: string, reference: string, credential?: string): Promise<boolean> {
+  /**
+   * Marks the payment of a challenge final, with the digest of the credential that paid; only the attempt
+   * holding it may. The lease is renewed to `leaseUntil`, so delivery gets a whole lease of its own.
+   */
+  async settle(id: string, attempt: string, reference: string, credential?: string, leaseUntil?: number): Promise<boolean> {
     const cursor = this.sql.exec(
-      "UPDATE challenges SET state = 'settled', reference = ?, credential = ? WHERE id = ? AND attempt = ? AND state = 'pending'",
+      "UPDATE challenges SET state = 'settled', reference = ?, credential = ?, lease_until = COALESCE(?, lease_until) WHERE id = ? AND attempt = ? AND state = 'pending'",
       reference,
       credential ?? null,
+      leaseUntil ?? null,
       id,
       attempt,
     )

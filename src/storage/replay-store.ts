@@ -20,7 +20,7 @@ export function replayStore(namespace: DurableObjectNamespace<ReplayGuard>, shar
   return {
     begin: (id, attempt, leaseUntil, expiresAt) => guard(`c:${id}`).begin(id, attempt, leaseUntil, expiresAt),
     claimReference: (reference, challengeId) => guard(`r:${reference}`).claimReference(reference, challengeId),
-    settle: (id, attempt, reference, credential) => guard(`c:${id}`).settle(id, attempt, reference, credential),
+    settle: (id, attempt, reference, credential, leaseUntil) => guard(`c:${id}`).settle(id, attempt, reference, credential, leaseUntil),
     deliver: (id, attempt) => guard(`c:${id}`).deliver(id, attempt),
     release: (id, attempt) => guard(`c:${id}`).release(id, attempt),
   }

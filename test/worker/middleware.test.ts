@@ -435,6 +435,8 @@ describe('charge middleware', () => {
   it('error: a short secret or an empty method list fails at start-up naming the setting', () => {
     expect(() => setup({ secret: 'short' })).toThrow(/secret must be at least 32 bytes/)
     expect(() => setup({ previousSecrets: ['tiny'] })).toThrow(/previousSecrets\[0\]/)
+    expect(() => payment({ realm: 'r', secret, methods: [ledger().method], leaseMs: Number.NaN, store: () => undefined as never })).toThrow(/leaseMs/)
+    expect(() => payment({ realm: 'r', secret, methods: [ledger().method], maxBodyBytes: -1, store: () => undefined as never })).toThrow(/maxBodyBytes/)
     expect(() => payment({ realm: 'r', secret, methods: [], store: () => undefined as never })).toThrow(/methods/)
     const pay = payment({ realm: 'r', secret, methods: [ledger().method], store: () => undefined as never })
     expect(() => pay.charge({ amount: '1,5' })).toThrow(/decimal string/)

@@ -74,4 +74,13 @@ describe('ReplayGuard', () => {
     }))
     expect(counts).toEqual({ challenges: 0, refs: 1 })
   })
+  it('behavior: settling renews the lease, so delivery keeps the challenge for a whole lease', async () => {
+    const s = store()
+    const id = crypto.randomUUID()
+    await s.begin(id, 'a1', Date.now() + 30, later(60_000))
+    expect(await s.settle(id, 'a1', '0xref', undefined, later(30_000))).toBe(true)
+    await new Promise((resolve) => setTimeout(resolve, 60))
+    expect(await s.begin(id, 'a2', later(30_000), later(60_000))).toMatchObject({ status: 'busy' })
+    expect(await s.deliver(id, 'a1')).toBe(true)
+  })
 })

@@ -418,3 +418,15 @@ describe('tempo fee sponsorship on a local Tempo chain', { timeout: 60_000 }, ()
   })
 })
 
+
+describe('tempo push of a transaction the node has not seen', () => {
+  it('behavior: an unknown hash answers 503 with Retry-After, leaving the challenge usable', async () => {
+    const shop = seller()
+    const challenge = await challengeOf(shop)
+    const hash = `0x${'ab'.repeat(32)}`
+    const response = await shop.request('/item', Credential.serialize({ challenge, payload: { type: 'hash', hash } }))
+    expect(response.status).toBe(503)
+    expect(response.headers.get('retry-after')).toBe('2')
+    expect((await problem(response)).detail).toMatch(/not known/)
+  })
+})

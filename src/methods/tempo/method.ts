@@ -242,7 +242,8 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
     const deadline = Date.now() + settings.receiptTimeoutMs
     let found = await node.receipt(hash)
     if (!found) {
-      if (!(await node.known(hash))) throw new VerificationFailedError({ detail: `transaction ${hash} is not on chain ${config.chainId}` })
+      // A transaction broadcast through another node may not have reached ours yet: the payer may retry.
+      if (!(await node.known(hash))) throw new PaymentUnavailableError({ detail: `transaction ${hash} is not known on chain ${config.chainId} yet`, retryAfter: 2 })
       found = await node.waitForReceipt(hash, deadline)
     }
     if (found.transactionHash.toLowerCase() !== hash) throw new VerificationFailedError({ detail: 'the node returned a receipt for another transaction' })
