@@ -1,6 +1,7 @@
 /** @module Framework-free handling of a paid request: challenges, verification order, single use, receipts. */
 import * as v from 'valibot'
 import * as AcceptPayment from './AcceptPayment.js'
+import * as Body from './Body.js'
 import * as BodyDigest from './BodyDigest.js'
 import * as Challenge from './Challenge.js'
 import * as ChallengeId from './ChallengeId.js'
@@ -460,25 +461,12 @@ async function readBody(request: Request, max: number): Promise<Uint8Array> {
   if (!body) return new Uint8Array(0)
   // A chunked body declares no length (or a false one): stop reading as soon as it passes the limit.
   const reader = body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > max) {
-      await reader.cancel().catch(() => {})
-      throw tooLarge()
-    }
-    chunks.push(value)
+  const read = await Body.readUpTo(reader, max)
+  if (!read.complete) {
+    await reader.cancel().catch(() => {})
+    throw tooLarge()
   }
-  const bytes = new Uint8Array(size)
-  let offset = 0
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return bytes
+  return Body.concat(read.chunks, read.size)
 }
 
 async function storeCall<T>(call: () => Promise<T>): Promise<T> {

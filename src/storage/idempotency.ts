@@ -1,4 +1,5 @@
 /** @module Replaying paid responses for `Idempotency-Key` retries (core spec, "Idempotency"). */
+import { concat, readUpTo } from '../core/Body.js'
 import type { IdempotencyCache, StoredResponse } from './IdempotencyCache.js'
 
 /**
@@ -52,33 +53,22 @@ export async function storableBody(
 ): Promise<{ stored: ArrayBuffer | undefined; body: ArrayBuffer | ReadableStream<Uint8Array> }> {
   if (!body) return { stored: new ArrayBuffer(0), body: new ArrayBuffer(0) }
   const reader = body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    chunks.push(value)
-    size += value.byteLength
-    if (size > max) {
-      const rest = new ReadableStream<Uint8Array>({
-        start(controller) {
-          for (const chunk of chunks) controller.enqueue(chunk)
-        },
-        async pull(controller) {
-          const next = await reader.read()
-          if (next.done) controller.close()
-          else controller.enqueue(next.value)
-        },
-        cancel: (reason) => reader.cancel(reason),
-      })
-      return { stored: undefined, body: rest }
-    }
+  const { chunks, size, complete } = await readUpTo(reader, max)
+  if (!complete) {
+    // Too large to keep: pass it on as a stream, the bytes already read first.
+    const rest = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const chunk of chunks) controller.enqueue(chunk)
+      },
+      async pull(controller) {
+        const next = await reader.read()
+        if (next.done) controller.close()
+        else controller.enqueue(next.value)
+      },
+      cancel: (reason) => reader.cancel(reason),
+    })
+    return { stored: undefined, body: rest }
   }
-  const bytes = new Uint8Array(size)
-  let offset = 0
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return { stored: bytes.buffer, body: bytes.buffer }
+  const bytes = concat(chunks, size)
+  return { stored: bytes.buffer as ArrayBuffer, body: bytes.buffer as ArrayBuffer }
 }
