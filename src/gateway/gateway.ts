@@ -10,13 +10,12 @@ import {
   RateLimitedError,
   MalformedCredentialError,
   isPaymentError,
-  type PaymentError,
 } from '../core/Errors.js'
 import type { Method } from '../core/Method.js'
-import * as PaidResponse from '../core/PaidResponse.js'
 import type { ReplayStore } from '../core/ReplayStore.js'
 import * as Server from '../core/Server.js'
-import { idempotencyKey, idempotencyStore, maxStoredBody, storableBody, type Idempotency } from '../storage/idempotency.js'
+import * as Delivery from '../middleware/delivery.js'
+import { idempotencyStore, type Idempotency } from '../storage/idempotency.js'
 import { replayStore } from '../storage/replay-store.js'
 import { recorder, type Recorder } from './events.js'
 import { buildMethods, type MethodFactories } from './methods.js'
@@ -221,11 +220,9 @@ async function payAndForward(context: Context, paid: Priced, original: Request, 
     request = new Request(canonical, original)
   }
 
-  const replay = presents && context.idempotency ? await replayKey(context.idempotency, request, authorization) : undefined
-  if (replay) {
-    const stored = await replay.idempotency.get(replay.key).catch(() => undefined)
-    if (stored) return new Response(stored.body, { status: stored.status, headers: stored.headers })
-  }
+  const slot = presents ? await Delivery.replaySlot(context.idempotency, request) : undefined
+  const stored = slot && (await Delivery.replayed(slot))
+  if (stored) return stored
 
   let outcome: Server.Outcome
   try {
@@ -272,37 +269,11 @@ async function payAndForward(context: Context, paid: Priced, original: Request, 
     return Server.problemResponse(new OriginFailedError({ detail }), { reference, challengeId: outcome.challenge.id, method: outcome.challenge.method })
   }
   if (response.status >= 400) {
-    // Core spec: no receipt on an error. The payment is not spent on it: the same credential may retry.
-    await outcome.release()
+    // The payment is not spent on an error answer: the same credential may retry.
     record({ type: 'origin-refused', route: label, request: resource, method: outcome.challenge.method, challengeId: outcome.challenge.id, reference, status: response.status })
-    const headers = new Headers(response.headers)
-    headers.delete('payment-receipt')
-    headers.set('cache-control', 'no-store')
-    return new Response(response.body, { status: response.status, statusText: response.statusText, headers })
+    return Delivery.withhold(outcome, response)
   }
-  try {
-    await outcome.deliver()
-  } catch (error) {
-    await response.body?.cancel().catch(() => {})
-    await outcome.release()
-    return Server.problemResponse(isPaymentError(error) ? (error as PaymentError) : new PaymentUnavailableError({ retryAfter: 1 }))
-  }
-  const delivered = PaidResponse.withReceipt(response, outcome.receipt)
-  if (!replay) return delivered
-  // Only a body small enough to store is read before it is sent; a larger one streams through unstored.
-  const { stored: body, body: sent } = await storableBody(delivered.body, maxStoredBody)
-  if (body) {
-    const expiresAt = Date.parse(outcome.challenge.expires ?? '') || Date.now() + paid.server.ttlSeconds * 1000
-    const stored = { status: delivered.status, headers: [...delivered.headers.entries()], body }
-    await replay.idempotency.put(replay.key, stored, expiresAt).catch(() => {})
-  }
-  return new Response(sent, { status: delivered.status, statusText: delivered.statusText, headers: delivered.headers })
-}
-
-async function replayKey(idempotency: Idempotency, request: Request, authorization: string | null) {
-  const key = request.headers.get('idempotency-key')
-  if (!key || !authorization || key.length > 255) return undefined
-  return { idempotency, key: await idempotencyKey(key, authorization) }
+  return Delivery.complete(outcome, response, slot)
 }
 
 function originFailure(error: unknown): string {

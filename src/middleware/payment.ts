@@ -1,14 +1,13 @@
 /** @module Hono middleware that puts a price on a route: `pay.charge({ amount: '0.01' })`. */
 import type { Context, Env, MiddlewareHandler } from 'hono'
 import type { Challenge } from '../core/Challenge.js'
-import { ConfigurationError, PaymentUnavailableError, isPaymentError } from '../core/Errors.js'
+import { ConfigurationError, PaymentUnavailableError } from '../core/Errors.js'
 import type { Price, Settlement } from '../core/Method.js'
-import * as PaidResponse from '../core/PaidResponse.js'
 import type * as Receipt from '../core/Receipt.js'
 import type { ReplayStore } from '../core/ReplayStore.js'
 import * as Server from '../core/Server.js'
 import type { Idempotency } from '../storage/idempotency.js'
-import { idempotencyKey, maxStoredBody, storableBody } from '../storage/idempotency.js'
+import * as Delivery from './delivery.js'
 
 /** What a paid handler can read with `c.get('payment')`. */
 export type PaymentInfo = {
@@ -87,11 +86,9 @@ async function settle<E extends Env>(
   offers: Server.Offer[],
   next: () => Promise<void>,
 ): Promise<Response | undefined> {
-  const replayKey = await replayKeyOf(c, options)
-  if (replayKey) {
-    const stored = await replayKey.idempotency.get(replayKey.key).catch(() => undefined)
-    if (stored) return new Response(stored.body, { status: stored.status, headers: stored.headers })
-  }
+  const slot = await Delivery.replaySlot(options.idempotency?.(c), c.req.raw)
+  const stored = slot && (await Delivery.replayed(slot))
+  if (stored) return stored
 
   let outcome: Server.Outcome
   try {
@@ -110,45 +107,10 @@ async function settle<E extends Env>(
 
   c.set('payment', { challenge: outcome.challenge, settlement: outcome.settlement, receipt: outcome.receipt })
   await next()
-  // A failed or refusing handler leaves the payment settled but undelivered: the same credential may retry.
-  // Core spec, "Receipt Status Semantics": an error response never carries a receipt (as in the gateway).
-  if (c.error || c.res.status >= 400) {
-    await outcome.release()
-    return
-  }
-  try {
-    await outcome.deliver()
-  } catch (error) {
-    await outcome.release()
-    // The handler's response is already set (Hono ignores a Response returned now): replace it, or the paid
-    // content would go out while the challenge stays undelivered, to be served again.
-    await c.res.body?.cancel().catch(() => {})
-    c.res = undefined
-    c.res = Server.problemResponse(isPaymentError(error) ? error : new PaymentUnavailableError({ retryAfter: 1 }))
-    return
-  }
-  // Core spec, "Caching": a response carrying a receipt is private; the handler's other directives stay.
-  const delivered = PaidResponse.withReceipt(c.res, outcome.receipt)
-  const headers = delivered.headers
-  // Only a body small enough to store is read before it is sent; a larger one streams through unstored.
-  const { stored: body, body: sent } = replayKey
-    ? await storableBody(delivered.body, maxStoredBody)
-    : { stored: undefined, body: delivered.body }
-  const response = new Response(sent, { status: delivered.status, statusText: delivered.statusText, headers })
+  // Hono has set the handler's response by now (a Response returned from here would be ignored): replace it.
+  const response = c.res
   c.res = undefined
-  c.res = response
-  if (replayKey && body) {
-    const expiresAt = Date.parse(outcome.challenge.expires ?? '') || Date.now() + server.ttlSeconds * 1000
-    const stored = { status: response.status, headers: [...headers.entries()], body }
-    // Awaited, so a retry right after this response finds it.
-    await replayKey.idempotency.put(replayKey.key, stored, expiresAt).catch(() => {})
-  }
+  // A failed or refusing handler leaves the payment settled but undelivered: the same credential may retry.
+  c.res = c.error || response.status >= 400 ? await Delivery.withhold(outcome, response) : await Delivery.complete(outcome, response, slot)
   return undefined
-}
-
-async function replayKeyOf<E extends Env>(c: Context<E>, options: PaymentOptions<E>) {
-  const key = c.req.header('idempotency-key')
-  const authorization = c.req.header('authorization')
-  if (!options.idempotency || !key || !authorization || key.length > 255) return undefined
-  return { idempotency: options.idempotency(c), key: await idempotencyKey(key, authorization) }
 }

@@ -1,0 +1,73 @@
+/** @module Delivering a paid response: spend the challenge, attach the receipt, keep it for Idempotency-Key retries. */
+import { PaymentUnavailableError, isPaymentError } from '../core/Errors.js'
+import * as PaidResponse from '../core/PaidResponse.js'
+import * as Server from '../core/Server.js'
+import { type Idempotency, idempotencyKey, maxStoredBody, storableBody } from '../storage/idempotency.js'
+
+/** Where a retry's response is kept: the store and the key derived from the Idempotency-Key and credential. */
+export type ReplaySlot = { idempotency: Idempotency; key: string }
+
+/**
+ * The replay slot of a request carrying both an Idempotency-Key and a credential; undefined otherwise.
+ * @example
+ * const slot = await Delivery.replaySlot(idempotency, request)
+ */
+export async function replaySlot(idempotency: Idempotency | undefined, request: Request): Promise<ReplaySlot | undefined> {
+  const key = request.headers.get('idempotency-key')
+  const authorization = request.headers.get('authorization')
+  if (!idempotency || !key || !authorization || key.length > 255) return undefined
+  return { idempotency, key: await idempotencyKey(key, authorization) }
+}
+
+/**
+ * The stored response for a retry, if the first request was served.
+ * @example
+ * const stored = slot && (await Delivery.replayed(slot))
+ * if (stored) return stored
+ */
+export async function replayed(slot: ReplaySlot): Promise<Response | undefined> {
+  const stored = await slot.idempotency.get(slot.key).catch(() => undefined)
+  return stored && new Response(stored.body, { status: stored.status, headers: stored.headers })
+}
+
+/**
+ * Completes a paid request with a successful response: spends the challenge, then attaches the receipt
+ * (and keeps a copy for retries). If the challenge cannot be spent, the response is withheld: serving it
+ * would leave the challenge open to be served again.
+ * @example
+ * return Delivery.complete(outcome, await fetch(origin), slot)
+ */
+export async function complete(paid: Server.Paid, response: Response, slot?: ReplaySlot | undefined): Promise<Response> {
+  try {
+    await paid.deliver()
+  } catch (error) {
+    await response.body?.cancel().catch(() => {})
+    await paid.release()
+    return Server.problemResponse(isPaymentError(error) ? error : new PaymentUnavailableError({ retryAfter: 1 }))
+  }
+  // Core spec, "Caching": a response carrying a receipt is private; its other directives stay.
+  const delivered = PaidResponse.withReceipt(response, paid.receipt)
+  if (!slot) return delivered
+  // Only a body small enough to store is read before it is sent; a larger one streams through unstored.
+  const { stored: body, body: sent } = await storableBody(delivered.body, maxStoredBody)
+  if (body) {
+    const expiresAt = Date.parse(paid.challenge.expires ?? '') || Date.now() + 300_000
+    // Awaited, so a retry right after this response finds it.
+    await slot.idempotency.put(slot.key, { status: delivered.status, headers: [...delivered.headers.entries()], body }, expiresAt).catch(() => {})
+  }
+  return new Response(sent, { status: delivered.status, statusText: delivered.statusText, headers: delivered.headers })
+}
+
+/**
+ * Passes on an error response of a paid request without spending it: the payment stays settled and the same
+ * credential may retry until the challenge expires. Core spec: an error never carries a receipt.
+ * @example
+ * if (response.status >= 400) return Delivery.withhold(outcome, response)
+ */
+export async function withhold(paid: Server.Paid, response: Response): Promise<Response> {
+  await paid.release()
+  const headers = new Headers(response.headers)
+  headers.delete('payment-receipt')
+  headers.set('cache-control', 'no-store')
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers })
+}
