@@ -68,3 +68,54 @@ describe('local Stripe API', () => {
     expect(api.requests.filter((r) => r.token === token).map((r) => r.auth)).toEqual(['bearer', 'none', 'basic'])
   })
 })
+
+describe('local Stripe API: retrieving PaymentIntents', () => {
+  const retrieve = (id: string, headers: Record<string, string> = {}) =>
+    fetch(`${api.url}/v1/payment_intents/${id}`, { headers: { authorization: `Bearer ${testSecretKey}`, 'stripe-version': '2026-07-29.preview', ...headers } })
+  type Intent = { id: string; status: string; amount_received: number; last_payment_error: { code: string } | null }
+
+  it('behavior: processing turns succeeded on the 3rd retrieve; the create replay keeps the first answer', async () => {
+    const token = spt('processing')
+    const created = (await (await create(params(token), { 'idempotency-key': `k_${token}` })).json()) as Intent
+    expect(created).toMatchObject({ status: 'processing', amount_received: 0 })
+    const statuses: string[] = []
+    for (let i = 0; i < 4; i++) {
+      const res = await retrieve(created.id)
+      expect(res.headers.get('idempotent-replayed')).toBeNull()
+      statuses.push(((await res.json()) as Intent).status)
+    }
+    expect(statuses).toEqual(['processing', 'processing', 'succeeded', 'succeeded'])
+    expect(((await (await retrieve(created.id)).json()) as Intent).amount_received).toBe(500)
+    const replay = await create(params(token), { 'idempotency-key': `k_${token}` })
+    expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    expect(((await replay.json()) as Intent).status).toBe('processing')
+    expect(api.requests.filter((r) => r.token === token).map((r) => r.method)).toEqual(['POST', 'GET', 'GET', 'GET', 'GET', 'GET', 'POST'])
+  })
+
+  it('behavior: processing_fails turns requires_payment_method; processing_held waits for the test to resolve it', async () => {
+    const failing = (await (await create(params(spt('processing_fails')))).json()) as Intent
+    for (let i = 0; i < 2; i++) await retrieve(failing.id)
+    expect((await (await retrieve(failing.id)).json()) as Intent).toMatchObject({ status: 'requires_payment_method', last_payment_error: { code: 'insufficient_funds' } })
+
+    const token = spt('processing_held')
+    const held = (await (await create(params(token))).json()) as Intent
+    for (let i = 0; i < 5; i++) expect(((await (await retrieve(held.id)).json()) as Intent).status).toBe('processing')
+    expect((await fetch(`${api.url}/__test/resolve?token=${token}&status=bogus`, { method: 'POST' })).status).toBe(400)
+    expect((await fetch(`${api.url}/__test/resolve?token=${token}&status=succeeded`, { method: 'POST' })).status).toBe(200)
+    expect(((await (await retrieve(held.id)).json()) as Intent).status).toBe('succeeded')
+  })
+
+  it('error: auth is checked, an unknown id is a 404 resource_missing, and a connected account\'s PaymentIntent needs its Stripe-Account', async () => {
+    const intent = (await (await create(params(spt('ok')), { 'stripe-account': 'acct_child1' })).json()) as Intent
+    expect((await retrieve(intent.id, { authorization: '' })).status).toBe(401)
+    expect((await retrieve(intent.id, { authorization: 'Bearer sk_test_wrong0000000000' })).status).toBe(401)
+    const missing = await retrieve('pi_doesnotexist')
+    expect(missing.status).toBe(404)
+    expect(((await missing.json()) as { error: unknown }).error).toMatchObject({ type: 'invalid_request_error', code: 'resource_missing', param: 'intent', message: "No such payment_intent: 'pi_doesnotexist'" })
+    expect((await retrieve(intent.id)).status).toBe(404)
+    expect((await retrieve(intent.id, { 'stripe-account': 'acct_other' })).status).toBe(404)
+    const found = await retrieve(intent.id, { 'stripe-account': 'acct_child1' })
+    expect(found.status).toBe(200)
+    expect((await found.json()) as Intent).toMatchObject({ id: intent.id, status: 'succeeded' })
+  })
+})

@@ -1,17 +1,24 @@
 /**
- * A local HTTP server speaking Stripe's documented API for `POST /v1/payment_intents`, for tests that cannot
- * reach Stripe: bearer or basic auth, form-encoded bodies, `Stripe-Version`, Stripe's error object, and
- * idempotency as Stripe API v1 documents it (the first result for a key is saved once execution begins and
- * replayed with `Idempotent-Replayed: true`; other parameters under the same key are a 400 idempotency_error;
- * a key whose first request is still running is a 409; rate limiting and validation come before that layer
- * and save nothing). The token chooses the outcome (see stripe-fixtures.ts). Every request is recorded, and
- * `GET /__test/requests?token=…|idempotencyKey=…[&settled=1]` lists them for tests in other processes.
+ * A local HTTP server speaking Stripe's documented API for `POST /v1/payment_intents` and
+ * `GET /v1/payment_intents/{id}`, for tests that cannot reach Stripe: bearer or basic auth, form-encoded
+ * bodies, `Stripe-Version`, `Stripe-Account` (a PaymentIntent made on a connected account is found only with
+ * that header), Stripe's error object, and idempotency as Stripe API v1 documents it (the first result for a
+ * key is saved once execution begins and replayed with `Idempotent-Replayed: true`, as it was then; other
+ * parameters under the same key are a 400 idempotency_error; a key whose first request is still running is a
+ * 409; rate limiting and validation come before that layer and save nothing). The token chooses the outcome
+ * (see stripe-fixtures.ts). Every request is recorded, and `GET /__test/requests?token=…|idempotencyKey=…[&settled=1]`
+ * lists them for tests in other processes (a retrieve is listed under the token that created the PaymentIntent).
+ * `POST /__test/resolve?token=…&status=succeeded|requires_payment_method` ends a `processing` PaymentIntent the
+ * way the payment network eventually does.
  */
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http'
-import { type Outcome, type RecordedRequest, testSecretKey } from './stripe-fixtures.js'
+import { type Outcome, type RecordedRequest, outcomes, processingRetrieves, testSecretKey } from './stripe-fixtures.js'
 
 type Saved = { fingerprint: string; state: 'running' | 'done'; status: number; body: string }
 type Answer = { status: number; body: unknown; headers?: Record<string, string> }
+type Intent = { id: string; status: string; amount: number; amount_received: number; payment_method: string | null; last_payment_error: unknown }
+/** A PaymentIntent Stripe holds: its current state, the account it lives on, and how often it was retrieved. */
+type Stored = { intent: Intent; account: string; token: string; outcome: Outcome; retrieves: number }
 
 const knownParams = /^(amount|currency|confirm|shared_payment_granted_token|automatic_payment_methods\[(enabled|allow_redirects)\]|metadata\[[^[\]]+\]|application_fee_amount|on_behalf_of|transfer_data\[(destination|amount)\]|transfer_group|description)$/
 
@@ -29,16 +36,13 @@ export async function startStripeApi(options: { port: number; slowMs?: number })
   const saved = new Map<string, Saved>()
   const consumed = new Set<string>()
   const flakySeen = new Set<string>()
+  const intents = new Map<string, Stored>()
   let counter = 0
   const id = (prefix: string) => `${prefix}_${(++counter).toString(36).padStart(6, '0')}${Math.random().toString(36).slice(2, 14)}`
 
   async function paymentIntents(record: RecordedRequest): Promise<Answer> {
-    if (record.auth === 'none') {
-      return error(401, { type: 'invalid_request_error', message: 'You did not provide an API key. You need to provide your API key in the Authorization header.' })
-    }
-    if (record.apiKey !== testSecretKey) {
-      return error(401, { type: 'invalid_request_error', message: `Invalid API Key provided: ${mask(record.apiKey ?? '')}` })
-    }
+    const unauthorized = authenticate(record)
+    if (unauthorized) return unauthorized
     const outcome = outcomeOf(record.token)
     // The rate limiter runs before the idempotency layer (Stripe "Advanced error handling").
     if (outcome === 'ratelimited') {
@@ -47,9 +51,8 @@ export async function startStripeApi(options: { port: number; slowMs?: number })
     if (!record.contentType?.startsWith('application/x-www-form-urlencoded')) {
       return error(400, { type: 'invalid_request_error', message: 'Invalid request: the body must be application/x-www-form-urlencoded.' })
     }
-    if (record.stripeVersion !== undefined && !/^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$/.test(record.stripeVersion)) {
-      return error(400, { type: 'invalid_request_error', message: `Invalid Stripe API version: ${record.stripeVersion}` })
-    }
+    const badVersion = checkVersion(record)
+    if (badVersion) return badVersion
     const invalid = validate(record)
     if (invalid) return invalid
 
@@ -125,6 +128,7 @@ export async function startStripeApi(options: { port: number; slowMs?: number })
       livemode: false,
     }
     record.paymentIntent = intent.id
+    intents.set(intent.id, { intent, account: record.stripeAccount ?? '', token, outcome, retrieves: 0 })
     if (outcome === 'declined') {
       intent.status = 'requires_payment_method'
       const decline = { type: 'card_error', code: 'card_declined', decline_code: 'insufficient_funds', message: 'Your card has insufficient funds.', doc_url: 'https://docs.stripe.com/error-codes/card-declined' }
@@ -137,20 +141,62 @@ export async function startStripeApi(options: { port: number; slowMs?: number })
       return { status: 200, body: intent }
     }
     consumed.add(token)
+    if (outcome === 'processing' || outcome === 'processing_fails' || outcome === 'processing_held') {
+      // An asynchronous payment method: confirmed, the outcome comes later (Stripe "How PaymentIntents work").
+      intent.status = 'processing'
+      return { status: 200, body: intent }
+    }
     intent.amount_received = intent.amount
     return { status: 200, body: intent }
+  }
+
+  /** `GET /v1/payment_intents/{id}` (Stripe API "Retrieve a PaymentIntent"): the current state, never a replay. */
+  function retrieve(record: RecordedRequest, id: string): Answer {
+    const unauthorized = authenticate(record)
+    if (unauthorized) return unauthorized
+    const badVersion = checkVersion(record)
+    if (badVersion) return badVersion
+    const stored = intents.get(id)
+    // Connect: an object on a connected account exists only for requests made as that account.
+    if (!stored || stored.account !== (record.stripeAccount ?? '')) {
+      return error(404, { type: 'invalid_request_error', code: 'resource_missing', param: 'intent', message: `No such payment_intent: '${id}'`, doc_url: 'https://stripe.com/docs/error-codes/resource-missing' })
+    }
+    record.token = stored.token
+    if (stored.intent.status === 'processing') {
+      stored.retrieves++
+      if (stored.retrieves >= processingRetrieves) {
+        if (stored.outcome === 'processing') settle(stored, 'succeeded')
+        if (stored.outcome === 'processing_fails') settle(stored, 'requires_payment_method')
+      }
+    }
+    return { status: 200, body: stored.intent }
+  }
+
+  function settle(stored: Stored, status: 'succeeded' | 'requires_payment_method') {
+    stored.intent.status = status
+    if (status === 'succeeded') {
+      stored.intent.amount_received = stored.intent.amount
+      return
+    }
+    // A failed attempt detaches the payment method and reports why (Stripe "PaymentIntent object").
+    stored.intent.payment_method = null
+    stored.intent.last_payment_error = { type: 'card_error', code: 'insufficient_funds', message: "The customer's account has insufficient funds to cover this payment." }
   }
 
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1')
     if (req.method === 'GET' && url.pathname === '/__test/requests') return inspect(url, res)
+    if (req.method === 'POST' && url.pathname === '/__test/resolve') return resolve(url, res)
     const body = await readBody(req)
     const record = recordOf(req, url, body, requests.length + 1)
     requests.push(record)
     res.on('error', () => {})
     let answer: Answer
+    const retrieved = /^\/v1\/payment_intents\/([^/]+)$/.exec(url.pathname)
     if (req.method === 'POST' && url.pathname === '/v1/payment_intents') {
       answer = await paymentIntents(record)
+    } else if (req.method === 'GET' && retrieved) {
+      answer = retrieve(record, decodeURIComponent(retrieved[1]!))
     } else {
       answer = error(404, { type: 'invalid_request_error', message: `Unrecognized request URL (${req.method}: ${url.pathname}).` })
     }
@@ -168,6 +214,20 @@ export async function startStripeApi(options: { port: number; slowMs?: number })
     res.writeHead(answer.status, { 'content-type': 'application/json', 'request-id': id('req'), 'stripe-version': record.stripeVersion ?? '2020-08-27', ...answer.headers })
     res.end(JSON.stringify(answer.body))
   })
+
+  function resolve(url: URL, res: ServerResponse) {
+    const token = url.searchParams.get('token')
+    const status = url.searchParams.get('status')
+    const pending = [...intents.values()].filter((s) => s.token === token && s.intent.status === 'processing')
+    if ((status !== 'succeeded' && status !== 'requires_payment_method') || pending.length === 0) {
+      res.writeHead(400, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ error: 'need status=succeeded|requires_payment_method and the token of a processing PaymentIntent' }))
+      return
+    }
+    for (const stored of pending) settle(stored, status)
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify(pending.map((s) => s.intent)))
+  }
 
   async function inspect(url: URL, res: ServerResponse) {
     const token = url.searchParams.get('token')
@@ -199,9 +259,26 @@ export async function startStripeApi(options: { port: number; slowMs?: number })
 }
 
 function outcomeOf(token: string | undefined): Outcome {
-  const word = /^spt_([a-z]+)_/.exec(token ?? '')?.[1]
-  const known: Outcome[] = ['ok', 'declined', 'action', 'expired', 'flaky', 'error', 'ratelimited', 'slow']
-  return known.includes(word as Outcome) ? (word as Outcome) : 'unknown'
+  // Longest name first: `spt_processing_fails_…` is not `processing`.
+  const known = [...outcomes].sort((a, b) => b.length - a.length)
+  return known.find((outcome) => token?.startsWith(`spt_${outcome}_`)) ?? 'unknown'
+}
+
+function authenticate(record: RecordedRequest): Answer | undefined {
+  if (record.auth === 'none') {
+    return error(401, { type: 'invalid_request_error', message: 'You did not provide an API key. You need to provide your API key in the Authorization header.' })
+  }
+  if (record.apiKey !== testSecretKey) {
+    return error(401, { type: 'invalid_request_error', message: `Invalid API Key provided: ${mask(record.apiKey ?? '')}` })
+  }
+  return undefined
+}
+
+function checkVersion(record: RecordedRequest): Answer | undefined {
+  if (record.stripeVersion !== undefined && !/^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$/.test(record.stripeVersion)) {
+    return error(400, { type: 'invalid_request_error', message: `Invalid Stripe API version: ${record.stripeVersion}` })
+  }
+  return undefined
 }
 
 function validate(record: RecordedRequest): Answer | undefined {

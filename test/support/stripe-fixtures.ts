@@ -16,9 +16,28 @@ export const testSecretKey = 'sk_test_mppedgeLocalServer0123456789'
  * - error: 500 api_error, saved, so retries with the same key replay it
  * - ratelimited: 429 from the rate limiter, every time (nothing saved)
  * - slow: succeeds, but the answer comes after the server's slow delay
+ * - processing: an asynchronous payment method; the PaymentIntent is created `processing` and the
+ *   `processingRetrieves`-th retrieve (`GET /v1/payment_intents/{id}`) and every later one answer `succeeded`
+ * - processing_fails: likewise, but it turns `requires_payment_method` (last_payment_error insufficient_funds)
+ * - processing_held: stays `processing` until a test ends it with `POST /__test/resolve?token=…&status=…`
  * Any other token is unknown to Stripe (400 resource_missing).
  */
-export type Outcome = 'ok' | 'declined' | 'action' | 'expired' | 'flaky' | 'error' | 'ratelimited' | 'slow' | 'unknown'
+export type Outcome = (typeof outcomes)[number] | 'unknown'
+
+/**
+ * Every outcome a token can name.
+ * @example
+ * outcomes.includes('processing') // true
+ */
+export const outcomes = ['ok', 'declined', 'action', 'expired', 'flaky', 'error', 'ratelimited', 'slow', 'processing', 'processing_fails', 'processing_held'] as const
+
+/**
+ * The retrieve on which a `processing` (or `processing_fails`) PaymentIntent leaves `processing`, counted over
+ * every retrieve of it: the stripe method's polling of one attempt reaches it.
+ * @example
+ * processingRetrieves // 3
+ */
+export const processingRetrieves = 3
 
 /**
  * A fresh token asking for an outcome.
@@ -44,6 +63,7 @@ export type RecordedRequest = {
   idempotencyKey: string | undefined
   /** The form fields as sent, bracket keys kept (`metadata[challenge_id]`). */
   params: Record<string, string>
+  /** The token sent; for a retrieve, the token that created the PaymentIntent. */
   token: string | undefined
   /** Filled in once answered. */
   status?: number

@@ -5,10 +5,10 @@ import * as Challenge from '../../src/core/Challenge.js'
 import { ConfigurationError, InvalidChallengeError, PaymentUnavailableError, VerificationFailedError } from '../../src/core/Errors.js'
 import * as ReplayStore from '../../src/core/ReplayStore.js'
 import { ConfigError } from '../../src/core/Server.js'
-import { stripeVersion } from '../../src/methods/stripe/api.js'
+import { client, stripeVersion } from '../../src/methods/stripe/api.js'
 import { type StripeConfig, stripe } from '../../src/methods/stripe/method.js'
 import { Request } from '../../src/methods/stripe/schema.js'
-import { type RecordedRequest, spt, testSecretKey } from '../support/stripe-fixtures.js'
+import { type RecordedRequest, processingRetrieves, spt, testSecretKey } from '../support/stripe-fixtures.js'
 
 const base = { secretKey: testSecretKey, networkId: 'profile_test_seller', apiBase: env.TEST_STRIPE_API_URL, timeoutMs: 300 }
 
@@ -16,6 +16,11 @@ const base = { secretKey: testSecretKey, networkId: 'profile_test_seller', apiBa
 async function seen(token: string): Promise<RecordedRequest[]> {
   const res = await fetch(`${env.TEST_STRIPE_API_URL}/__test/requests?${new URLSearchParams({ token, settled: '1' })}`)
   return (await res.json()) as RecordedRequest[]
+}
+
+/** Ends a `processing_held` PaymentIntent at the local Stripe, as the payment network eventually does. */
+async function resolve(token: string, status: 'succeeded' | 'requires_payment_method') {
+  expect((await fetch(`${env.TEST_STRIPE_API_URL}/__test/resolve?${new URLSearchParams({ token, status })}`, { method: 'POST' })).status).toBe(200)
 }
 
 /** A challenge for `price` and a verify() runner over a replay store, the way the server calls the method. */
@@ -205,5 +210,62 @@ describe('stripe verify()', () => {
     const token = spt('ok')
     await expect(verify({ spt: token })).rejects.toThrow(ConfigurationError)
     expect(await seen(token)).toHaveLength(0)
+  })
+})
+
+describe('stripe verify() with a processing PaymentIntent', () => {
+  // A budget the three retrieves fit in comfortably on a busy machine.
+  const slowBudget = { timeoutMs: 1000 }
+
+  it('behavior: processing is retrieved until it succeeds, with the same key, version and account; settled once', async () => {
+    const { verify } = await attempt({ ...slowBudget, connect: { stripeAccount: 'acct_bankDebits' } })
+    const token = spt('processing')
+    const settlement = await verify({ spt: token })
+    const [created, ...retrieves] = await seen(token)
+    expect(created).toMatchObject({ method: 'POST', status: 200, replayed: false })
+    expect(retrieves).toHaveLength(processingRetrieves)
+    for (const r of retrieves) {
+      expect(r).toMatchObject({ method: 'GET', path: `/v1/payment_intents/${created!.paymentIntent}`, auth: 'bearer', apiKey: testSecretKey, stripeVersion, stripeAccount: 'acct_bankDebits', status: 200 })
+      expect(r.idempotencyKey).toBeUndefined()
+    }
+    expect(settlement.reference).toBe(created!.paymentIntent)
+  })
+
+  it('error: still processing is a 503 with Retry-After; the same credential resumed later settles the same PaymentIntent', async () => {
+    const { verify } = await attempt(slowBudget)
+    const token = spt('processing_held')
+    const pending = await verify({ spt: token }).catch((e) => e)
+    expect(pending).toBeInstanceOf(PaymentUnavailableError)
+    expect(pending.retryAfter).toBe(3)
+    expect(pending.detail).toMatch(/still processing/)
+    // Stripe replays the create answer (processing); the retrieve tells the current status.
+    await expect(verify({ spt: token }, { resumed: true })).rejects.toThrow(/still processing/)
+    await resolve(token, 'succeeded')
+    // A fresh attempt without our records still cannot collect Stripe's replay.
+    await expect(verify({ spt: token }, { store: ReplayStore.memory() })).rejects.toThrow(/replayed a PaymentIntent/)
+    const settlement = await verify({ spt: token }, { resumed: true })
+    const requests = await seen(token)
+    const creates = requests.filter((r) => r.method === 'POST')
+    expect(creates.map((r) => r.replayed)).toEqual([false, true, true, true])
+    expect(new Set(requests.map((r) => r.paymentIntent))).toEqual(new Set([settlement.reference]))
+    // The refused fresh attempt never looked further than the replayed create.
+    expect(requests.filter((r) => r.method === 'GET').length).toBe(2 * processingRetrieves + 1)
+  })
+
+  it('error: processing that fails is verification-failed with Stripe\'s reason', async () => {
+    const { verify } = await attempt(slowBudget)
+    const error = await verify({ spt: spt('processing_fails') }).catch((e) => e)
+    expect(error).toBeInstanceOf(VerificationFailedError)
+    expect(error.detail).toBe('the PaymentIntent is requires_payment_method, not succeeded (insufficient_funds)')
+  })
+
+  it('error: a PaymentIntent Stripe does not know (another key or account) is a configuration fault', async () => {
+    const api = client({ secretKey: testSecretKey, apiBase: env.TEST_STRIPE_API_URL, apiVersion: stripeVersion, timeoutMs: 300 })
+    const error = await api.retrievePaymentIntent('pi_neverCreated', { stripeAccount: 'acct_someone' }).catch((e) => e)
+    expect(error).toBeInstanceOf(ConfigurationError)
+    expect(error.detail).toContain('resource_missing')
+    const revoked = client({ secretKey: 'sk_test_revokedKey000000000000', apiBase: env.TEST_STRIPE_API_URL, apiVersion: stripeVersion, timeoutMs: 300 })
+    await expect(revoked.retrievePaymentIntent('pi_neverCreated', {})).rejects.toThrow(/refused the API key \(401/)
+    await expect(client({ secretKey: testSecretKey, apiBase: 'http://127.0.0.1:9', apiVersion: stripeVersion, timeoutMs: 300 }).retrievePaymentIntent('pi_x', {})).rejects.toThrow(PaymentUnavailableError)
   })
 })

@@ -225,6 +225,53 @@ describe('stripe through the charge middleware', () => {
     expect(sent!.params).toMatchObject({ application_fee_amount: '25', 'transfer_data[destination]': 'acct_seller' })
   })
 
+  it('behavior: a processing payment that succeeds within the polling serves once with one PaymentIntent', async () => {
+    const t = setup({ timeoutMs: 1000 })
+    const token = spt('processing')
+    const paid = await t.request('/report', { headers: { authorization: credential(await t.request('/report'), { spt: token }) } })
+    expect(paid.status).toBe(200)
+    const requests = await seen(token)
+    expect(requests.map((r) => r.method)).toEqual(['POST', 'GET', 'GET', 'GET'])
+    expect(new Set(requests.map((r) => r.paymentIntent)).size).toBe(1)
+    expect(Receipt.deserialize(paid.headers.get('payment-receipt')!).reference).toBe(requests[0]!.paymentIntent)
+    expect(t.runs()).toBe(1)
+  })
+
+  it('behavior: still processing answers 503 with Retry-After and no challenge; the same credential later is served once, charged once', async () => {
+    const t = setup({ timeoutMs: 1000 })
+    const token = spt('processing_held')
+    const authorization = credential(await t.request('/report'), { spt: token })
+    for (let i = 0; i < 2; i++) {
+      const pending = await t.request('/report', { headers: { authorization } })
+      expect(pending.status).toBe(503)
+      expect(pending.headers.get('retry-after')).toBe('3')
+      expect(pending.headers.get('www-authenticate')).toBeNull()
+      expect((await problem(pending)).type).toMatch(/payment-unavailable$/)
+    }
+    expect((await fetch(`${env.TEST_STRIPE_API_URL}/__test/resolve?${new URLSearchParams({ token, status: 'succeeded' })}`, { method: 'POST' })).status).toBe(200)
+    const paid = await t.request('/report', { headers: { authorization } })
+    expect(paid.status).toBe(200)
+    const requests = await seen(token)
+    // One PaymentIntent: the retries got Stripe's replay of the first create and looked it up.
+    expect(requests.filter((r) => r.method === 'POST').map((r) => r.replayed)).toEqual([false, true, true])
+    expect(new Set(requests.map((r) => r.paymentIntent))).toEqual(new Set([Receipt.deserialize(paid.headers.get('payment-receipt')!).reference]))
+    expect(t.runs()).toBe(1)
+    const again = await t.request('/report', { headers: { authorization } })
+    expect(again.status).toBe(402)
+    expect(t.runs()).toBe(1)
+  })
+
+  it('error: a processing payment that fails is a 402 verification-failed with a fresh challenge and the reason', async () => {
+    const t = setup({ timeoutMs: 1000 })
+    const res = await t.request('/report', { headers: { authorization: credential(await t.request('/report'), { spt: spt('processing_fails') }) } })
+    expect(res.status).toBe(402)
+    expect(Challenge.fromResponse(res)).toHaveLength(1)
+    const body = await problem(res)
+    expect(body.type).toMatch(/verification-failed$/)
+    expect(body.detail).toMatch(/requires_payment_method.*insufficient_funds/)
+    expect(t.runs()).toBe(0)
+  })
+
   it('error: a rejected Stripe key answers 500 with no detail and no challenge; the credential stays unspent', async () => {
     const t = setup({ secretKey: 'sk_test_revokedKey000000000000' })
     const errors: string[] = []

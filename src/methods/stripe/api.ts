@@ -1,4 +1,4 @@
-/** @module The one Stripe API call the stripe method makes, `POST /v1/payment_intents`, over fetch, with Stripe's errors mapped to payment errors. */
+/** @module The Stripe API calls the stripe method makes (create and retrieve a PaymentIntent) over fetch, with Stripe's errors mapped to payment errors. */
 import * as v from 'valibot'
 import {
   ConfigurationError,
@@ -37,6 +37,7 @@ export const PaymentIntent = v.looseObject({
   amount: v.number(),
   currency: v.string(),
   metadata: v.optional(v.nullable(v.record(v.string(), v.string()))),
+  cancellation_reason: v.optional(v.nullable(v.string())),
   last_payment_error: v.optional(v.nullable(v.looseObject({ code: v.optional(v.nullable(v.string())), decline_code: v.optional(v.nullable(v.string())), message: v.optional(v.nullable(v.string())) }))),
 })
 
@@ -73,10 +74,15 @@ export type ClientConfig = {
 /** A PaymentIntent creation and whether Stripe replayed it from an earlier request with the same key. */
 export type CreateResult = { paymentIntent: PaymentIntent; replayed: boolean; requestId: string | undefined }
 
+/** A PaymentIntent as Stripe holds it now. */
+export type RetrieveResult = { paymentIntent: PaymentIntent; requestId: string | undefined }
+
 /** The Stripe client the stripe method uses. */
 export type Client = {
   /** Creates (and with `confirm=true` confirms) a PaymentIntent; throws a PaymentError on any failure. */
   createPaymentIntent: (params: Record<string, FormValue>, options: { idempotencyKey: string; stripeAccount?: string | undefined }) => Promise<CreateResult>
+  /** Reads a PaymentIntent's current state (`GET /v1/payment_intents/{id}`); `timeoutMs` may shorten the configured timeout. */
+  retrievePaymentIntent: (id: string, options: { stripeAccount?: string | undefined; timeoutMs?: number | undefined }) => Promise<RetrieveResult>
 }
 
 /**
@@ -88,39 +94,59 @@ export type Client = {
 export function client(config: ClientConfig): Client {
   const send = config.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init))
   const url = `${config.apiBase}/v1/payment_intents`
+
+  /** One call: the same auth, version and timeout for every request; transport failures are transient. */
+  async function call(target: string, init: { method: 'GET' | 'POST'; headers: Headers; body?: string; timeoutMs: number }) {
+    init.headers.set('authorization', `Bearer ${config.secretKey}`)
+    init.headers.set('stripe-version', config.apiVersion)
+    const signal = AbortSignal.timeout(init.timeoutMs)
+    try {
+      const response = await send(target, { method: init.method, headers: init.headers, body: init.body, signal })
+      return { status: response.status, headers: response.headers, text: await response.text() }
+    } catch (error) {
+      // The outcome is unknown: the retry of the same credential asks again (a create under the same idempotency key gets Stripe's answer).
+      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
+      throw new PaymentUnavailableError({
+        detail: timedOut ? `Stripe did not answer within ${init.timeoutMs} ms` : 'Stripe could not be reached',
+        retryAfter: 2,
+        cause: error,
+      })
+    }
+  }
+
+  function readIntent(text: string): PaymentIntent {
+    const parsed = v.safeParse(PaymentIntent, parseJson(text))
+    // A 2xx we cannot read may still have charged: answer as transient so the retry gets Stripe's replay.
+    if (!parsed.success) throw new PaymentUnavailableError({ detail: 'Stripe answered with an unreadable PaymentIntent', retryAfter: 2 })
+    return parsed.output
+  }
+
   return {
     async createPaymentIntent(params, options) {
-      const headers = new Headers({
-        authorization: `Bearer ${config.secretKey}`,
-        'content-type': 'application/x-www-form-urlencoded',
-        'stripe-version': config.apiVersion,
-        'idempotency-key': options.idempotencyKey,
-      })
+      const headers = new Headers({ 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': options.idempotencyKey })
       if (options.stripeAccount !== undefined) headers.set('stripe-account', options.stripeAccount)
-      const signal = AbortSignal.timeout(config.timeoutMs)
-      let status: number
-      let responseHeaders: Headers
-      let text: string
-      try {
-        const response = await send(url, { method: 'POST', headers, body: encodeForm(params), signal })
-        status = response.status
-        responseHeaders = response.headers
-        text = await response.text()
-      } catch (error) {
-        // The outcome is unknown: the retry of the same credential reuses the idempotency key and gets Stripe's answer.
-        const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
-        throw new PaymentUnavailableError({
-          detail: timedOut ? `Stripe did not answer within ${config.timeoutMs} ms` : 'Stripe could not be reached',
-          retryAfter: 2,
-          cause: error,
-        })
+      const answer = await call(url, { method: 'POST', headers, body: encodeForm(params), timeoutMs: config.timeoutMs })
+      if (answer.status < 200 || answer.status >= 300) throw toPaymentError(answer.status, parseJson(answer.text), answer.headers)
+      return {
+        paymentIntent: readIntent(answer.text),
+        replayed: answer.headers.get('idempotent-replayed') === 'true',
+        requestId: answer.headers.get('request-id') ?? undefined,
       }
-      const requestId = responseHeaders.get('request-id') ?? undefined
-      if (status < 200 || status >= 300) throw toPaymentError(status, parseJson(text), responseHeaders)
-      const parsed = v.safeParse(PaymentIntent, parseJson(text))
-      // A 2xx we cannot read may still have charged: answer as transient so the retry gets Stripe's replay.
-      if (!parsed.success) throw new PaymentUnavailableError({ detail: 'Stripe answered with an unreadable PaymentIntent', retryAfter: 2 })
-      return { paymentIntent: parsed.output, replayed: responseHeaders.get('idempotent-replayed') === 'true', requestId }
+    },
+    async retrievePaymentIntent(id, options) {
+      // Connect: a PaymentIntent made on a connected account is visible only with the same Stripe-Account.
+      const headers = new Headers()
+      if (options.stripeAccount !== undefined) headers.set('stripe-account', options.stripeAccount)
+      const timeoutMs = Math.max(1, Math.min(config.timeoutMs, options.timeoutMs ?? config.timeoutMs))
+      const answer = await call(`${url}/${encodeURIComponent(id)}`, { method: 'GET', headers, timeoutMs })
+      if (answer.status === 404) {
+        // We created it with this key: Stripe not knowing it means the key or the account setting changed.
+        const parsed = v.safeParse(ErrorBody, parseJson(answer.text))
+        const summary = describe(parsed.success ? parsed.output.error : {})
+        throw new ConfigurationError({ detail: `Stripe does not know the PaymentIntent it created (404${summary ? `: ${summary}` : ''})` })
+      }
+      if (answer.status < 200 || answer.status >= 300) throw toPaymentError(answer.status, parseJson(answer.text), answer.headers)
+      return { paymentIntent: readIntent(answer.text), requestId: answer.headers.get('request-id') ?? undefined }
     },
   }
 }

@@ -6,6 +6,7 @@ import { ConfigError, isLoopback } from '../../core/Server.js'
 import { client, defaultApiBase, stripeVersion, type FormValue, type PaymentIntent } from './api.js'
 import { CurrencyError, normalize, toMinorUnits } from './currency.js'
 import { assertReplayAllowed, attribute } from './external-id.js'
+import { awaitProcessing } from './processing.js'
 import { Metadata, Payload, Request } from './schema.js'
 
 /**
@@ -45,7 +46,7 @@ export type StripeConfig = {
   apiBase?: string | undefined
   /** Stripe-Version to pin (default `stripeVersion`). */
   apiVersion?: string | undefined
-  /** Give up on a Stripe call after this many ms and answer 503 (default 10000). */
+  /** Give up on a Stripe call after this many ms and answer 503 (default 10000); also the most a `processing` payment is waited for. */
   timeoutMs?: number | undefined
   /** The fetch to call Stripe with (the platform's by default). */
   fetch?: typeof fetch | undefined
@@ -100,7 +101,7 @@ export function stripe(config: StripeConfig): Method<Request, Payload> {
 
       // Spec step 4: a token pays at most one challenge. The retry of this same challenge may claim it again.
       await claimReference(spt)
-      const { paymentIntent, replayed } = await api.createPaymentIntent(
+      const created = await api.createPaymentIntent(
         {
           amount,
           currency: request.currency.toLowerCase(),
@@ -117,9 +118,22 @@ export function stripe(config: StripeConfig): Method<Request, Payload> {
         // Spec "Idempotency": derived from the challenge and the token, so a retry never charges twice.
         { idempotencyKey: `${challenge.id}_${spt}`, stripeAccount: connect?.stripeAccount },
       )
-      assertReplayAllowed({ replayed, resumed })
-      assertSamePayment(paymentIntent, { amount, currency: request.currency, challengeId: challenge.id })
-      await claimReference(paymentIntent.id)
+      // A replay pays only the attempt that resumes its own earlier one, also when it replays `processing`.
+      assertReplayAllowed({ replayed: created.replayed, resumed })
+      const expected = { amount, currency: request.currency, challengeId: challenge.id }
+      assertSamePayment(created.paymentIntent, expected)
+      await claimReference(created.paymentIntent.id)
+      let paymentIntent = created.paymentIntent
+      // Asynchronous payment methods answer `processing` and end `succeeded` or `requires_payment_method` later
+      // (Stripe "How PaymentIntents work"). A replayed create shows the status of the first answer, so the
+      // current one is retrieved; still processing is a 503, never a fresh challenge that invites paying twice.
+      if (paymentIntent.status === 'processing') {
+        paymentIntent = await awaitProcessing(api, paymentIntent, {
+          stripeAccount: connect?.stripeAccount,
+          budgetMs: settings.timeoutMs,
+          check: (current) => assertSamePayment(current, expected),
+        })
+      }
       // Spec "Settlement Procedure", step 3: only a succeeded PaymentIntent pays.
       if (paymentIntent.status !== 'succeeded') throw new VerificationFailedError({ detail: failure(paymentIntent) })
       return { reference: paymentIntent.id, receipt: externalId !== undefined ? { externalId } : undefined }
@@ -205,6 +219,6 @@ function failure(pi: PaymentIntent): string {
     return 'the payment requires customer action (such as 3-D Secure) that cannot happen here; use a token that needs none'
   }
   const error = pi.last_payment_error
-  const reason = [error?.code, error?.decline_code].filter((c): c is string => typeof c === 'string' && /^[a-z0-9_]{1,64}$/.test(c)).join('/')
+  const reason = [error?.code, error?.decline_code, pi.status === 'canceled' ? pi.cancellation_reason : undefined].filter((c): c is string => typeof c === 'string' && /^[a-z0-9_]{1,64}$/.test(c)).join('/')
   return `the PaymentIntent is ${pi.status}, not succeeded${reason ? ` (${reason})` : ''}`
 }
