@@ -3,6 +3,7 @@
  * the gateway only forwards requests here once they are paid (or free).
  */
 import { type Server, createServer } from 'node:http'
+import { listen } from '../test/support/ports.js'
 
 /** A running origin. */
 export type Origin = { url: string; stop: () => Promise<void> }
@@ -23,20 +24,7 @@ export async function startOrigin(options: { port: number }): Promise<Origin> {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(payload))
     })
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port, '127.0.0.1', () => resolve())
-  })
-  const address = server.address()
-  const port = typeof address === 'object' && address ? address.port : options.port
-  return {
-    url: `http://127.0.0.1:${port}`,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
-  }
+  return listen(server, options.port)
 }
 
 function answer(method: string, path: string, body: string): [number, unknown] {

@@ -1,6 +1,7 @@
 /** The reference SDK's Hono middleware pricing one route with a Tempo charge: the comparison point for bench/http.bench.ts. */
 import { Hono } from 'hono'
 import { Challenge, Credential } from 'mppx'
+import { fields, secret as secretKey } from './fixture.js'
 import { Mppx, tempo } from 'mppx/hono'
 
 type Env = { MPP_SECRET_KEY: string }
@@ -17,14 +18,6 @@ const build = (env: Env) =>
 app.get('/paid', (c, next) => (mppx ??= build(c.env)).charge({ amount: '0.01' })(c, next), (c) => c.json({ ok: true }))
 
 // Protocol work alone, 100 times per request, so the dev server's own overhead is amortised.
-const fields = {
-  realm: 'bench.example.com',
-  method: 'tempo',
-  intent: 'charge',
-  request: { amount: '10000', currency: '0x20c0000000000000000000000000000000000000', recipient: '0x742d35Cc6634c0532925a3b844bC9e7595F8fE00', methodDetails: { chainId: 42431 } },
-  expires: '2030-01-01T00:00:00Z',
-}
-const secretKey = 'bench-secret-0123456789abcdefghijklmnop'
 const challenge = Challenge.from({ ...fields, secretKey } as never)
 const authorization = Credential.serialize(Credential.from({ challenge, payload: { type: 'hash', hash: `0x${'ab'.repeat(32)}` } } as never))
 app.get('/issue', (c) => {

@@ -2,6 +2,7 @@
 import { Hono } from 'hono'
 import * as Challenge from '../../src/core/Challenge.js'
 import * as Credential from '../../src/core/Credential.js'
+import { fields, secret } from './fixture.js'
 import { tempo } from '../../src/methods/tempo/index.js'
 import { payment } from '../../src/middleware/payment.js'
 import { replayStore } from '../../src/storage/replay-store.js'
@@ -13,10 +14,10 @@ type Env = { Bindings: { MPP_SECRET_KEY: string; REPLAY_GUARD: DurableObjectName
 
 const app = new Hono<Env>()
 let pay: ReturnType<typeof build> | undefined
-const build = (secret: string) =>
+const build = (key: string) =>
   payment<Env>({
     realm: 'bench.example.com',
-    secret,
+    secret: key,
     methods: [tempo({ chainId: 42431, recipient: '0x742d35Cc6634c0532925a3b844bC9e7595F8fE00' })],
     store: (c) => replayStore(c.env.REPLAY_GUARD),
   })
@@ -24,14 +25,6 @@ const build = (secret: string) =>
 app.get('/paid', (c, next) => (pay ??= build(c.env.MPP_SECRET_KEY)).charge({ amount: '0.01' })(c, next), (c) => c.json({ ok: true }))
 
 // Protocol work alone, 100 times per request, so the dev server's own overhead is amortised.
-const fields = {
-  realm: 'bench.example.com',
-  method: 'tempo',
-  intent: 'charge',
-  request: { amount: '10000', currency: '0x20c0000000000000000000000000000000000000', recipient: '0x742d35Cc6634c0532925a3b844bC9e7595F8fE00', methodDetails: { chainId: 42431 } },
-  expires: '2030-01-01T00:00:00Z',
-}
-const secret = 'bench-secret-0123456789abcdefghijklmnop'
 const credential = Challenge.create({ ...fields, secret }).then((challenge) =>
   Credential.serialize({ challenge, payload: { type: 'hash', hash: `0x${'ab'.repeat(32)}` } }),
 )

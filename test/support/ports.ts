@@ -1,3 +1,4 @@
+import type { Server as HttpServer } from 'node:http'
 import { createServer } from 'node:net'
 
 /** Asks the OS for a free loopback port. */
@@ -11,4 +12,22 @@ export function freePort(): Promise<number> {
       server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
     })
   })
+}
+
+/** Starts an HTTP server on a loopback port (0: any free one); resolves to its URL and a stop that drops open connections. */
+export async function listen(server: HttpServer, port: number): Promise<{ url: string; stop: () => Promise<void> }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '127.0.0.1', () => resolve())
+  })
+  const address = server.address()
+  const bound = typeof address === 'object' && address ? address.port : port
+  return {
+    url: `http://127.0.0.1:${bound}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
 }

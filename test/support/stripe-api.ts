@@ -12,6 +12,7 @@
  * way the payment network eventually does.
  */
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http'
+import { listen } from './ports.js'
 import { type Outcome, type RecordedRequest, outcomes, processingRetrieves, testSecretKey } from './stripe-fixtures.js'
 
 type Saved = { fingerprint: string; state: 'running' | 'done'; status: number; body: string }
@@ -241,21 +242,7 @@ export async function startStripeApi(options: { port: number; slowMs?: number })
     res.end(JSON.stringify(matching()))
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port, '127.0.0.1', () => resolve())
-  })
-  const address = server.address()
-  const port = typeof address === 'object' && address ? address.port : options.port
-  return {
-    url: `http://127.0.0.1:${port}`,
-    requests,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
-  }
+  return { ...(await listen(server, options.port)), requests }
 }
 
 function outcomeOf(token: string | undefined): Outcome {
