@@ -268,9 +268,10 @@ async function verify(context: Context, credential: Credential.Credential, store
   const method = offer.method
   const payload = v.safeParse(method.payload, credential.payload)
   if (!payload.success) throw new MalformedCredentialError({ detail: `invalid ${method.name} payload: ${payload.issues[0].message}` })
-  const parsedRequest = v.safeParse(method.request, offer.request)
+  const parsedRequest = validRequest(offer)
   if (!parsedRequest.success) throw new VerificationFailedError({ detail: 'the challenge request is not valid for its method' })
-  const challenge = Challenge.fromEchoed(echoed)
+  // The echoed request is byte for byte the offer's: use the offer's object instead of decoding it again.
+  const challenge: Challenge.Challenge = { ...echoed, request: offer.request }
   const paidWith = await credentialDigest(credential)
 
   const attempt = crypto.randomUUID()
@@ -393,6 +394,17 @@ export async function challenges(server: Server, request: Request, offers: reado
       return challenge
     }),
   )
+}
+
+// A server-built request is validated by its method once, not on every paid request.
+const validated = new WeakMap<object, v.SafeParseResult<v.GenericSchema>>()
+function validRequest(offer: Offer): v.SafeParseResult<v.GenericSchema> {
+  let result = validated.get(offer.request)
+  if (!result) {
+    result = v.safeParse(offer.method.request, offer.request)
+    validated.set(offer.request, result)
+  }
+  return result
 }
 
 // Offers are usually built once per route; encode each request once too (it is on every paid request's path).
