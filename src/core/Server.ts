@@ -24,6 +24,14 @@ import type { Method, Price, Settlement } from './Method.js'
 import * as Receipt from './Receipt.js'
 import type { ReplayStore } from './ReplayStore.js'
 
+/**
+ * How long after its expiry a settled but undelivered payment can still be collected with the credential that paid
+ * (replay rows are kept 10 minutes past expiry, so this stays inside their lifetime).
+ * @example
+ * if (now > expiresAt + redeliveryGraceMs) throw new PaymentExpiredError()
+ */
+export const redeliveryGraceMs = 5 * 60_000
+
 /** A payment event for logs and metrics; it never carries credentials or secrets. */
 export type Event = {
   type: 'challenge' | 'paid' | 'redelivered' | 'failed' | 'replay-refused'
@@ -258,7 +266,10 @@ async function verify(context: Context, credential: Credential.Credential, store
   // Charge intent, "Verification": expiry before the proof.
   const expiresAt = echoed.expires ? Date.parse(echoed.expires) : Number.NaN
   if (!Number.isFinite(expiresAt)) throw new InvalidChallengeError({ detail: 'the challenge has no valid expiry' })
-  if (expiresAt <= now.getTime()) throw new PaymentExpiredError({ detail: 'the challenge has expired' })
+  // An expired challenge verifies nothing new; only a payment that settled but was never delivered may still be
+  // collected, for a short grace period, so a failed delivery near the deadline does not cost the payer.
+  const expired = expiresAt <= now.getTime()
+  if (expired && now.getTime() > expiresAt + redeliveryGraceMs) throw new PaymentExpiredError({ detail: 'the challenge has expired' })
   if (echoed.digest !== undefined) {
     const body = await readBody(request, server.maxBodyBytes)
     if (!(await BodyDigest.matches(body, echoed.digest))) {
@@ -284,6 +295,10 @@ async function verify(context: Context, credential: Credential.Credential, store
     })
   }
   const release = () => store.release(echoed.id, attempt).catch(() => {})
+  if (expired && begun.status !== 'settled') {
+    await release()
+    throw new PaymentExpiredError({ detail: 'the challenge has expired' })
+  }
   const paid = (settlement: Settlement, redelivery: boolean): Paid => ({
     type: 'paid',
     challenge,
