@@ -202,7 +202,7 @@ export class RateLimitedError extends PaymentError {
 /**
  * The upstream that serves a paid request failed after the payment settled (a gateway answers 502). The
  * payment stays settled but undelivered: the same credential is served again, without a second charge,
- * until its challenge expires.
+ * until its challenge expires and for `Server.redeliveryGraceMs` after.
  * @example
  * Server.problemResponse(new OriginFailedError({ detail: 'origin answered 503' }), { reference })
  */
