@@ -128,6 +128,18 @@ describe('gateway: start-up checks', () => {
     expect(() => stripeOnly({})).not.toThrow()
   })
 
+  it('invariant 7: nobody can claim someone else\'s transfer — pricing.json offering push with a server memo or optional attribution fails at start-up', () => {
+    const tempoOnly = (tempo: Record<string, unknown>) =>
+      createGateway({
+        pricing: { ...pricing, methods: { tempo: { chainId: 42431, recipient: '0x742d35cc6634c0532925a3b844bc9e7595f8fe00', ...tempo } }, routes: [{ pattern: '/x', method: 'GET', price: '1' }] },
+        env: testEnv,
+        factories: methodFactories,
+      })
+    expect(() => tempoOnly({ memo: `0x${'0a'.repeat(32)}`, modes: ['push'] })).toThrow(/methods\.tempo: tempo: push cannot be offered with memo/)
+    expect(() => tempoOnly({ attribution: 'optional', modes: ['pull', 'push'] })).toThrow(/methods\.tempo: tempo: push cannot be offered with attribution "optional"/)
+    expect(() => tempoOnly({ attribution: 'optional' })).not.toThrow()
+  })
+
   it('behavior: the pricing table example in README.md is valid with the deployed methods', async () => {
     const section = readme.slice(readme.indexOf('### Pricing table'))
     const example = JSON.parse(section.slice(section.indexOf('```json') + 7, section.indexOf('```', section.indexOf('```json') + 7)))

@@ -276,24 +276,33 @@ describe('tempo method on a local Tempo chain', { timeout: 60_000 }, () => {
     expect(reuse.status).toBe(402)
     expect((await problem(reuse)).detail).toMatch(/bound to this challenge/)
 
+    // Without required memos (pull only), the same signed transaction offered for a second challenge is refused.
     const loose = seller({ attribution: 'optional' })
-    const a = await challengeOf(loose)
-    const b = await challengeOf(loose)
     const plain = [transferCall(pathUsd, loose.recipient, price)]
-    const paid = await push(a, await fundedAccount(client), plain)
-    expect((await loose.request('/item', paid.credential)).status).toBe(200)
-    const stolen = await loose.request('/item', Credential.serialize({ challenge: b, payload: { type: 'hash', hash: paid.hash } }))
-    expect(stolen.status).toBe(402)
-    expect((await problem(stolen)).detail).toMatch(/already settled another challenge/)
-
-    // The same signed transaction offered for a second challenge (pull) is refused too.
     const c = await challengeOf(loose)
     const d = await challengeOf(loose)
     const signature = await signPayment(client, await fundedAccount(client), { calls: plain, validBefore: validBefore(c) })
     expect((await loose.request('/item', Credential.serialize({ challenge: c, payload: { type: 'transaction', signature } }))).status).toBe(200)
     const again = await loose.request('/item', Credential.serialize({ challenge: d, payload: { type: 'transaction', signature } }))
     expect(again.status).toBe(402)
-    expect(await balanceOf(client, loose.recipient)).toBe(2n * price)
+    expect((await problem(again)).detail).toMatch(/already settled another challenge/)
+    expect(await balanceOf(client, loose.recipient)).toBe(price)
+  })
+
+  it("invariant 7: nobody can claim someone else's transfer — without the challenge-bound memo a pushed hash is refused, saying why", async () => {
+    // A payer pushes a plain transfer (optional attribution) or one with the server's fixed memo; whoever sees
+    // its hash on chain tries to claim it for their own challenge first.
+    const memo = `0x${'0b'.repeat(32)}` as Hex
+    for (const config of [{ attribution: 'optional' as const }, { memo }]) {
+      const shop = seller(config)
+      const victim = await challengeOf(shop)
+      const thief = await challengeOf(shop)
+      const { hash } = await push(victim, await fundedAccount(client), [transferCall(pathUsd, shop.recipient, price, config.memo)])
+      const claimed = await shop.request('/item', Credential.serialize({ challenge: thief, payload: { type: 'hash', hash } }))
+      expect(claimed.status).toBe(402)
+      expect((await problem(claimed)).detail).toMatch(/hash credentials are refused: this server does not require the challenge-bound memo/)
+      expect(claimed.headers.get('payment-receipt')).toBeNull()
+    }
   })
 
   it('error: a hash credential is refused when push is not offered', async () => {

@@ -158,6 +158,15 @@ describe('charge', () => {
     expect(() => tempo(base).charge({ amount: '1', currency: 'EUR' })).toThrow(/not an accepted token/)
     expect(() => tempo({ ...base, splits: [{ recipient: platform, amount: '1' }] }).charge({ amount: '1' })).toThrow(/nothing/)
   })
+  it('invariant 7: nobody can claim someone else\'s transfer — push with a server memo or optional attribution is a start-up error naming the setting', async () => {
+    const memo = `0x${'11'.repeat(32)}`
+    expect(() => tempo({ ...base, memo, modes: ['pull', 'push'] })).toThrow(/push cannot be offered with memo: push requires the challenge-bound memo/)
+    expect(() => tempo({ ...base, attribution: 'optional', modes: ['push'] })).toThrow(/push cannot be offered with attribution "optional"/)
+    // Without `modes`, those two settings offer pull only; the challenge-bound memo keeps both modes.
+    expect((await tempo({ ...base, memo }).charge({ amount: '1' })).methodDetails.supportedModes).toEqual(['pull'])
+    expect((await tempo({ ...base, attribution: 'optional' }).charge({ amount: '1' })).methodDetails.supportedModes).toEqual(['pull'])
+    expect((await tempo({ ...base, modes: ['pull', 'push'] }).charge({ amount: '1' })).methodDetails.supportedModes).toEqual(['pull', 'push'])
+  })
   it('behavior: the same price always yields the same request (the server compares them)', () => {
     const method = tempo(base)
     expect(JSON.stringify(method.charge({ amount: '2.5' }))).toBe(JSON.stringify(method.charge({ amount: '2.5' })))

@@ -31,16 +31,16 @@ export type TempoConfig = {
   tokens?: readonly Token[] | undefined
   /** Extra recipients, each paid a fixed decimal amount in token units out of every price. */
   splits?: readonly { recipient: string; amount: string; memo?: string | undefined }[] | undefined
-  /** A fixed memo the primary transfer must carry, instead of the challenge-bound attribution memo. */
+  /** A fixed memo the primary transfer must carry, instead of the challenge-bound attribution memo (pull only). */
   memo?: string | undefined
   /**
    * `required` (default): without a server memo, the primary transfer must be a `transferWithMemo` whose memo
    * binds it to the challenge and realm. `optional` also accepts plain transfers, for payers that cannot write
-   * memos: then only the single use of a transaction hash ties a payment to a challenge, and a push-mode
-   * payer could present an unrelated transfer of the same amount to the same recipient as their own.
+   * memos: then only the single use of a transaction hash ties a payment to a challenge, so hash (push)
+   * credentials are refused and offering push is a start-up error.
    */
   attribution?: Attribution | undefined
-  /** Submission modes offered for non-zero charges (default both; only `pull` with fee sponsorship). */
+  /** Submission modes offered for non-zero charges (default both; only `pull` with fee sponsorship, a `memo` or `attribution: 'optional'`). */
   modes?: readonly Mode[] | undefined
   /** Pay transaction fees for payers: the sponsor key (a worker secret), fee token and policy caps. */
   feePayer?:
@@ -233,6 +233,11 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
     const { request, challenge, credential } = context
     // draft-tempo-charge-00, "Hash Settlement / Limitations".
     if (request.methodDetails.feePayer === true) throw new VerificationFailedError({ detail: 'hash credentials are refused when the server pays the fee' })
+    if (request.methodDetails.memo !== undefined || settings.attribution === 'optional') {
+      throw new VerificationFailedError({
+        detail: 'hash credentials are refused: this server does not require the challenge-bound memo, so a pushed hash could be claimed by anyone who saw it; send a transaction credential',
+      })
+    }
     if (!modeOffered(request, 'push')) throw new VerificationFailedError({ detail: 'hash credentials are not accepted for this challenge' })
     if (credential.source !== undefined) {
       const source = parseSource(credential.source)
@@ -302,10 +307,16 @@ function check(config: TempoConfig) {
   if (policy.maxGas <= 0n || policy.maxFeePerTransaction <= 0n) fail('feePayer.policy caps must be positive')
   if (!Number.isInteger(policy.maxValidityWindowSeconds) || policy.maxValidityWindowSeconds < 1) fail('feePayer.policy.maxValidityWindowSeconds must be a positive integer')
   if (!Number.isInteger(policy.maxInFlight) || policy.maxInFlight < 1) fail('feePayer.policy.maxInFlight must be a positive integer')
-  const modes = config.modes ?? (sponsorAccount ? (['pull'] as const) : undefined)
+  // Only the challenge-bound memo ties a pushed transfer to its payer's challenge: without it, anyone who saw
+  // the hash could present it for their own challenge first (the credential `source` is not authenticated).
+  const unbound = config.memo !== undefined ? 'memo' : attribution === 'optional' ? 'attribution "optional"' : undefined
+  const modes = config.modes ?? (sponsorAccount || unbound ? (['pull'] as const) : undefined)
   if (modes) {
     if (modes.length === 0 || modes.some((mode) => mode !== 'pull' && mode !== 'push')) fail('modes must list "pull" and/or "push"')
     if (sponsorAccount && modes.includes('push')) fail('push cannot be offered when the server pays fees (a hash credential cannot be sponsored)')
+    if (unbound && modes.includes('push')) {
+      fail(`push cannot be offered with ${unbound}: push requires the challenge-bound memo, without which anyone who sees a pushed hash could claim it`)
+    }
   }
   const confirmations = config.confirmations ?? 1
   if (!Number.isInteger(confirmations) || confirmations < 1) fail('confirmations must be a positive integer')
