@@ -1,7 +1,11 @@
-/** @module Tempo chains mpp-edge knows (from viem's chain definitions) and their default tokens. */
+/**
+ * @module Tempo chains mpp-edge knows and their default tokens and endpoints. The server side needs only
+ * these constants; viem's chain definitions (with Tempo's transaction formatters) are for signing clients,
+ * through `chainFor`, and stay out of a worker that does not call it.
+ */
 import type { Address, Chain } from 'viem'
 import { tempo as tempoMainnet, tempoModerato } from 'viem/chains'
-import { Addresses } from 'viem/tempo'
+import { pathUsd } from './abi.js'
 
 /** A TIP-20 token the server accepts. */
 export type Token = {
@@ -19,15 +23,16 @@ export type Token = {
  */
 export const usdcE: Address = '0x20C000000000000000000000b9537d11c60E8b50'
 
-const known: Record<number, { chain: Chain; tokens: Token[] }> = {
-  [tempoMainnet.id]: {
-    chain: tempoMainnet,
+// Chain ids and endpoints as in viem's `tempo` and `tempoModerato` definitions.
+const known: Record<number, { rpcUrl: string; tokens: Token[] }> = {
+  4217: {
+    rpcUrl: 'https://rpc.tempo.xyz',
     tokens: [
       { address: usdcE, decimals: 6, symbol: 'USDC.e' },
-      { address: Addresses.pathUsd, decimals: 6, symbol: 'pathUSD' },
+      { address: pathUsd, decimals: 6, symbol: 'pathUSD' },
     ],
   },
-  [tempoModerato.id]: { chain: tempoModerato, tokens: [{ address: Addresses.pathUsd, decimals: 6, symbol: 'pathUSD' }] },
+  42431: { rpcUrl: 'https://rpc.moderato.tempo.xyz', tokens: [{ address: pathUsd, decimals: 6, symbol: 'pathUSD' }] },
 }
 
 /**
@@ -37,7 +42,7 @@ const known: Record<number, { chain: Chain; tokens: Token[] }> = {
  * chainFor(42431, 'http://127.0.0.1:8545').id // 42431
  */
 export function chainFor(chainId: number, rpcUrl?: string | undefined): Chain {
-  const base = known[chainId]?.chain ?? { ...tempoModerato, id: chainId, name: `Tempo ${chainId}`, testnet: true }
+  const base = [tempoMainnet, tempoModerato].find((chain) => chain.id === chainId) ?? { ...tempoModerato, id: chainId, name: `Tempo ${chainId}`, testnet: true }
   const http = rpcUrl ? [rpcUrl] : base.rpcUrls.default.http
   return { ...base, rpcUrls: { default: { http } } } as Chain
 }
@@ -48,7 +53,7 @@ export function chainFor(chainId: number, rpcUrl?: string | undefined): Chain {
  * defaultRpcUrl(4217) // 'https://rpc.tempo.xyz'
  */
 export function defaultRpcUrl(chainId: number): string | undefined {
-  return known[chainId]?.chain.rpcUrls.default.http[0]
+  return known[chainId]?.rpcUrl
 }
 
 /**
@@ -57,5 +62,5 @@ export function defaultRpcUrl(chainId: number): string | undefined {
  * defaultTokens(42431)[0].symbol // 'pathUSD'
  */
 export function defaultTokens(chainId: number): Token[] {
-  return known[chainId]?.tokens ?? [{ address: Addresses.pathUsd, decimals: 6, symbol: 'pathUSD' }]
+  return known[chainId]?.tokens ?? [{ address: pathUsd, decimals: 6, symbol: 'pathUSD' }]
 }

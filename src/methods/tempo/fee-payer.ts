@@ -5,8 +5,8 @@
  */
 import { type Hex, maxUint256 } from 'viem'
 import type { LocalAccount } from 'viem/accounts'
-import { Signature } from 'ox'
-import { TxEnvelopeTempo } from 'ox/tempo'
+import * as Signature from 'ox/Signature'
+import * as TxEnvelopeTempo from 'ox/tempo/TxEnvelopeTempo'
 import { PaymentUnavailableError, VerificationFailedError } from '../../core/Errors.js'
 import { type Decoded, type TransactionCheck, checkTransaction, finalTransaction } from './transaction.js'
 

@@ -3,8 +3,8 @@
  * logs emitted by the `currency` token that pay every expected transfer (draft-tempo-charge-00, "Hash Verification").
  */
 import { type Address, type Hex, decodeEventLog } from 'viem'
-import { Abis } from 'viem/tempo'
 import { VerificationFailedError } from '../../core/Errors.js'
+import { tip20 } from './abi.js'
 import { type Attribution, type Binding, type Effect, type Terms, expectedTransfers, matchTransfers, sameAddress } from './transfers.js'
 
 /** The receipt fields the check reads (a viem receipt or raw JSON-RPC receipt both fit). */
@@ -15,7 +15,7 @@ export type ReceiptLike = {
   logs: readonly { address: string; topics: readonly string[]; data: string }[]
 }
 
-const tip20Events = Abis.tip20.filter((item) => item.type === 'event' && (item.name === 'Transfer' || item.name === 'TransferWithMemo'))
+const tip20Events = tip20.filter((item) => item.type === 'event' && (item.name === 'Transfer' || item.name === 'TransferWithMemo'))
 
 /**
  * The transfers a receipt's logs show. TIP-20 `transferWithMemo` emits a `Transfer` followed by its

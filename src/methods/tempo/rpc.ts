@@ -14,13 +14,13 @@ import {
   SocketClosedError,
   TimeoutError,
   createClient,
+  decodeFunctionResult,
+  encodeFunctionData,
   hexToBigInt,
   http,
 } from 'viem'
-import { readContract } from 'viem/actions'
-import { Abis } from 'viem/tempo'
 import { ConfigurationError, PaymentUnavailableError, VerificationFailedError } from '../../core/Errors.js'
-import { chainFor } from './chains.js'
+import { tip20 } from './abi.js'
 import type { ReceiptLike } from './receipt.js'
 
 /** A JSON-RPC receipt as the node returns it. */
@@ -85,8 +85,8 @@ export type Rpc = ReturnType<typeof rpc>
  */
 export function rpc(options: RpcOptions) {
   const pollIntervalMs = options.pollIntervalMs ?? 500
+  // Raw JSON-RPC only: no chain definition (its Tempo formatters are for building transactions, not reading).
   const client = createClient({
-    chain: chainFor(options.chainId, options.url),
     transport: http(options.url, { timeout: options.timeoutMs ?? 10_000, retryCount: 0, ...(options.fetch ? { fetchFn: options.fetch } : {}) }),
   })
   let chainChecked = false
@@ -185,12 +185,10 @@ export function rpc(options: RpcOptions) {
 
     /** A TIP-20 balance in base units. */
     async balance(token: Address, account: Address): Promise<bigint> {
-      try {
-        return (await readContract(client, { address: token, abi: Abis.tip20, functionName: 'balanceOf', args: [account] })) as bigint
-      } catch (error) {
-        if (isTransient(error)) throw unavailable('balance', error)
-        throw error
-      }
+      await checkChain()
+      const data = encodeFunctionData({ abi: tip20, functionName: 'balanceOf', args: [account] })
+      const result = await request<Hex>('balance', 'eth_call', [{ to: token, data }, 'latest'])
+      return decodeFunctionResult({ abi: tip20, functionName: 'balanceOf', data: result })
     },
   }
 }

@@ -3,9 +3,10 @@
  * calls against the challenge before anything is broadcast (draft-tempo-charge-00, "Transaction Verification").
  */
 import { type Address, type Hex, decodeFunctionData, keccak256 } from 'viem'
-import { TxEnvelopeTempo, SignatureEnvelope } from 'ox/tempo'
-import { Abis } from 'viem/tempo'
+import * as SignatureEnvelope from 'ox/tempo/SignatureEnvelope'
+import * as TxEnvelopeTempo from 'ox/tempo/TxEnvelopeTempo'
 import { VerificationFailedError } from '../../core/Errors.js'
+import { tip20 } from './abi.js'
 import { type Attribution, type Binding, type Effect, type Terms, expectedTransfers, matchTransfers } from './transfers.js'
 
 /** A decoded signed transaction and its recovered sender. */
@@ -63,7 +64,7 @@ export function callEffects(calls: TxEnvelopeTempo.TxEnvelopeTempo['calls']): Ef
   for (const call of calls) {
     if (!call.to || !call.data || !transferSelectors.has(call.data.slice(0, 10).toLowerCase())) continue
     try {
-      const { functionName, args } = decodeFunctionData({ abi: Abis.tip20, data: call.data })
+      const { functionName, args } = decodeFunctionData({ abi: tip20, data: call.data })
       if (functionName === 'transfer') {
         const [to, amount] = args as readonly [Address, bigint]
         effects.push({ token: call.to as Address, to, amount })
