@@ -23,6 +23,8 @@ export type ProblemType =
   | 'bad-request'
   | 'rate-limited'
   | 'origin-failed'
+  | 'method-not-allowed'
+  | 'content-too-large'
 
 /** An RFC 9457 problem details object. */
 export type ProblemDetails = {
@@ -211,6 +213,32 @@ export class OriginFailedError extends PaymentError {
   readonly problem = 'origin-failed'
   readonly status = 502
   readonly title = 'Origin Failed'
+  override readonly challenge = false
+}
+
+/**
+ * The method is neither priced nor free where the path is priced (answered `405` with `Allow`).
+ * @example
+ * Server.problemResponse(new MethodNotAllowedError({ detail: 'DELETE is not served here' }))
+ */
+export class MethodNotAllowedError extends PaymentError {
+  override readonly name = 'MethodNotAllowedError'
+  readonly problem = 'method-not-allowed'
+  readonly status = 405
+  readonly title = 'Method Not Allowed'
+  override readonly challenge = false
+}
+
+/**
+ * A request body is larger than what must be read to decide how it is priced (answered `413`).
+ * @example
+ * Server.problemResponse(new ContentTooLargeError({ detail: 'form bodies are limited to 65536 bytes here' }))
+ */
+export class ContentTooLargeError extends PaymentError {
+  override readonly name = 'ContentTooLargeError'
+  readonly problem = 'content-too-large'
+  readonly status = 413
+  readonly title = 'Content Too Large'
   override readonly challenge = false
 }
 

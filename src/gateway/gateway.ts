@@ -5,6 +5,7 @@
 import {
   BadRequestError,
   ConfigurationError,
+  MethodNotAllowedError,
   OriginFailedError,
   PaymentUnavailableError,
   RateLimitedError,
@@ -20,12 +21,13 @@ import { replayStore } from '../storage/replay-store.js'
 import { recorder, type Recorder } from './events.js'
 import { buildMethods, type MethodFactories } from './methods.js'
 import { openApiDocument } from './openapi.js'
-import { callOrigin, originRequest, routingOverride } from './origin.js'
+import { callOrigin, originRequest } from './origin.js'
+import { refuseFormOverride, routingOverride } from './overrides.js'
 import { paymentPage, prefersHtml, type PageOffer } from './page.js'
 import { AmbiguousPathError, canonicalPath } from './path.js'
 import { PricingError, parsePricing, type PricingTable } from './pricing.js'
 import { overLimit } from './rate-limit.js'
-import { compileRoutes, matchRoute, type CompiledRoute } from './routes.js'
+import { compileRoutes, matchRoute, methodsAt, type CompiledRoute } from './routes.js'
 import { readSettings, type GatewayEnv, type Settings } from './settings.js'
 
 /** What a gateway is built from. */
@@ -118,9 +120,29 @@ export function createGateway(options: GatewayOptions): Gateway {
       return Server.problemResponse(new BadRequestError({ detail: `"${override}" is not accepted: it could change the route the origin serves` }))
     }
     const route = matchRoute(routes, method, path)
+    // Where a priced route's pattern matches, a method the table neither prices nor frees is not forwarded
+    // (an origin may serve it as the priced one); OPTIONS passes, for CORS preflight.
+    const pricedRoute = route !== undefined && !route.entry.free
+    const allowed = pricedRoute ? undefined : methodsAt(routes, path)
+    if (!route && allowed && method !== 'OPTIONS') {
+      const detail = `${method} is neither priced nor free at this path (allowed: ${allowed.join(', ')})`
+      const response = Server.problemResponse(new MethodNotAllowedError({ detail }))
+      response.headers.set('allow', [...allowed, 'OPTIONS'].sort().join(', '))
+      return response
+    }
+    let forwarded = request
+    if (pricedRoute || allowed) {
+      // On a priced path the form body is read (bounded) for `_method` fields before anything else.
+      try {
+        forwarded = await refuseFormOverride(request)
+      } catch (error) {
+        if (isPaymentError(error)) return Server.problemResponse(error)
+        throw error
+      }
+    }
     const paid = route ? priced[route.index] : undefined
-    if (!paid) return passThrough(context, request, url, path)
-    return payAndForward(context, paid, request, url, path)
+    if (!paid) return passThrough(context, forwarded, url, path)
+    return payAndForward(context, paid, forwarded, url, path)
   }
 
   return {

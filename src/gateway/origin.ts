@@ -5,20 +5,6 @@ import type { Settings } from './settings.js'
 const paymentHeaders = ['accept-payment', 'payment-receipt', 'payment-signature', 'payment-required', 'payment-response', 'x-payment', 'x-payment-response']
 
 /**
- * Headers and query parameters some frameworks use to change the method or path they route on. A request
- * carrying one could be priced as one route and served as another, so the gateway refuses it.
- * @example
- * routingOverride(request.headers, url) // 'x-http-method-override'
- */
-export function routingOverride(headers: Headers, url: URL): string | undefined {
-  for (const name of ['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url', 'x-original-method']) {
-    if (headers.has(name)) return name
-  }
-  if (url.search.includes('_method') && url.searchParams.has('_method')) return '_method'
-  return undefined
-}
-
-/**
  * The request the origin receives: same method, headers and body, at the canonical path (after the
  * origin URL's own path, if any) and the same query; `Authorization: Payment` credentials (other schemes
  * are kept) and payment headers are removed.

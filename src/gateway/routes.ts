@@ -45,3 +45,23 @@ export function matchRoute(routes: readonly CompiledRoute[], method: string, pat
   }
   return undefined
 }
+
+/**
+ * The methods the table prices or frees at a canonical path (HEAD with GET), when a priced route's pattern
+ * matches it under some method; undefined otherwise.
+ * @example
+ * methodsAt(routes, '/v1/report') // ['GET', 'HEAD'] where only GET /v1/report is priced
+ */
+export function methodsAt(routes: readonly CompiledRoute[], path: string): string[] | undefined {
+  const bare = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : undefined
+  const allowed = new Set<string>()
+  let priced = false
+  for (const route of routes) {
+    if (!(route.pattern.test({ pathname: path }) || (bare !== undefined && route.pattern.test({ pathname: bare })))) continue
+    if (!route.entry.free) priced = true
+    for (const method of route.methods ?? ['*']) allowed.add(method)
+  }
+  if (!priced) return undefined
+  if (allowed.has('GET')) allowed.add('HEAD')
+  return [...allowed].sort()
+}

@@ -81,12 +81,14 @@ describe('gateway: paid routes', () => {
     expect(await t.hits()).toBe(0)
   })
 
-  it('behavior: HEAD is priced like GET; methods a route does not list pass through', async () => {
+  it('behavior: HEAD is priced like GET; a method a priced path does not list answers 405; OPTIONS passes', async () => {
     const t = setup()
     expect((await t.request('/v1/reports/3', { method: 'HEAD' })).status).toBe(402)
     const del = await t.request('/v1/reports/3', { method: 'DELETE' })
-    expect(del.status).toBe(200)
-    expect(((await del.json()) as Echo).method).toBe('DELETE')
+    expect(del.status).toBe(405)
+    expect(del.headers.get('allow')).toBe('GET, HEAD, OPTIONS')
+    const options = await t.request('/v1/reports/3', { method: 'OPTIONS' })
+    expect(((await options.json()) as Echo).method).toBe('OPTIONS')
     expect((await t.request('/files/a/b.txt', { method: 'PUT', body: 'x' })).status).toBe(402)
   })
 

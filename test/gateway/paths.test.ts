@@ -123,6 +123,132 @@ describe('gateway: no spelling of a priced path reaches the origin for free', ()
   })
 })
 
+describe('invariant 5: the gateway never forwards a request that reaches a priced resource unpaid', () => {
+  // "/cheap" frees POST where GET is priced: an origin honouring `_method` would serve GET for free.
+  const carveOut = {
+    service: { title: 'Carve-out API', version: '1.0.0' },
+    methods: { ledger: {}, backup: {} },
+    routes: [
+      { pattern: '/cheap', method: 'POST', free: true },
+      { pattern: '/cheap', method: 'GET', price: '1.00' },
+      { pattern: '/open', method: 'POST', free: true },
+    ],
+  }
+  const form = (body: BodyInit, type?: string): RequestInit => ({ method: 'POST', body, ...(type ? { headers: { 'content-type': type } } : {}) })
+  const multipart = (disposition: string) =>
+    form(`--b\r\nContent-Disposition: form-data; ${disposition}\r\n\r\nGET\r\n--b--\r\n`, 'multipart/form-data; boundary=b')
+
+  it('error: a method the table neither prices nor frees at a priced path answers 405 with Allow, and is not forwarded', async () => {
+    const t = setup()
+    for (const method of ['POST', 'PUT', 'DELETE']) {
+      const res = await t.request('/v1/reports/1', { method })
+      expect(res.status).toBe(405)
+      expect(res.headers.get('allow')).toBe('GET, HEAD, OPTIONS')
+      expect(res.headers.get('content-type')).toBe('application/problem+json')
+      expect(((await res.json()) as { detail: string }).detail).toMatch(new RegExp(`^${method} is neither priced nor free`))
+    }
+    const edit = await t.request('/edit/1', { method: 'DELETE' })
+    expect(edit.status).toBe(405)
+    expect(edit.headers.get('allow')).toBe('OPTIONS, PATCH')
+    expect(await t.hits()).toBe(0)
+    // HEAD stays priced as GET; a "*" route prices every method.
+    expect((await t.request('/v1/reports/1', { method: 'HEAD' })).status).toBe(402)
+    expect((await t.request('/files/a', { method: 'DELETE' })).status).toBe(402)
+    expect(await t.hits()).toBe(0)
+    // OPTIONS passes (CORS preflight), and paths no priced route matches are forwarded as before.
+    expect((await t.request('/v1/reports/1', { method: 'OPTIONS' })).status).toBe(200)
+    expect((await t.request('/v1/status', { method: 'PUT' })).status).toBe(200)
+    expect((await t.request('/other', { method: 'DELETE' })).status).toBe(200)
+    expect(await t.hits()).toBe(3)
+  })
+
+  it('error: the 405 lists the freed methods too', async () => {
+    const t = setup({ pricing: carveOut })
+    const res = await t.request('/cheap', { method: 'PUT' })
+    expect(res.status).toBe(405)
+    expect(res.headers.get('allow')).toBe('GET, HEAD, OPTIONS, POST')
+  })
+
+  it.each([
+    '/v1/reports/1?%5Fmethod=GET',
+    '/v1/reports/1?%5fMeThOd=GET',
+    '/paid?%5Fmethod=GET',
+    '/paid?_METHOD=GET',
+    '/paid?x=1&_method=GET',
+    '/paid?.method=GET',
+    '/paid?+_method=GET',
+    '/paid?_method%5B%5D=GET',
+    '/paid?_method[x]=GET',
+    '/paid?x-http-method-override=GET',
+    '/cheap?%5Fmethod=GET',
+    '/other?%5F%6D%65%74%68%6F%64=GET',
+  ])('error: the override query parameter in %j is refused with 400', async (path) => {
+    const t = setup({ pricing: path.startsWith('/cheap') ? carveOut : undefined })
+    const res = await t.request(path, { method: 'POST' })
+    expect(res.status).toBe(400)
+    expect(((await res.json()) as { detail: string }).detail).toMatch(/is not accepted: it could change the route/)
+    expect(await t.hits()).toBe(0)
+  })
+
+  it.each([
+    ['form-encoded', form('_method=GET', 'application/x-www-form-urlencoded')],
+    ['form-encoded, charset and case', form('a=1&_METHOD=GET', 'Application/X-WWW-Form-Urlencoded; charset=utf-8')],
+    ['form-encoded, percent-encoded name', form('%5Fmethod=GET', 'application/x-www-form-urlencoded')],
+    ['form-encoded, PHP spelling', form('.method=GET', 'application/x-www-form-urlencoded')],
+    ['no content type (Rack reads it as a form)', form(new TextEncoder().encode('_method=GET'))],
+    ['multipart, quoted name', multipart('name="_method"')],
+    ['multipart, bare name', multipart('name=_method')],
+    ['multipart, uppercase', multipart('NAME="_METHOD"')],
+    ['multipart, RFC 2231 name', multipart("name*=utf-8''%5Fmethod")],
+    ['multipart/mixed', form('--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nGET\r\n--b--\r\n', 'multipart/mixed; boundary=b')],
+  ])('error: a _method field in a %s body is refused with 400 and not forwarded', async (_, init) => {
+    const t = setup({ pricing: carveOut })
+    const res = await t.request('/cheap', init)
+    expect(res.status).toBe(400)
+    expect(((await res.json()) as { detail: string }).detail).toMatch(/form field "_method" is not accepted/)
+    expect(await t.hits()).toBe(0)
+  })
+
+  it('error: a _method field in the body of a priced request is refused before the 402', async () => {
+    const t = setup()
+    const res = await t.request('/paid', form('_method=GET', 'application/x-www-form-urlencoded'))
+    expect(res.status).toBe(400)
+    expect(res.headers.get('www-authenticate')).toBeNull()
+  })
+
+  it('error: a form body over 64 KiB on a priced path answers 413, declared or streamed', async () => {
+    const t = setup({ pricing: carveOut })
+    const big = `a=${'x'.repeat(64 * 1024)}`
+    expect((await t.request('/cheap', form(big, 'application/x-www-form-urlencoded'))).status).toBe(413)
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 9; i++) controller.enqueue(new TextEncoder().encode('y'.repeat(8 * 1024)))
+        controller.close()
+      },
+    })
+    const streamed = await t.request('/cheap', { method: 'POST', body: stream, headers: { 'content-type': 'multipart/form-data; boundary=b' } })
+    expect(streamed.status).toBe(413)
+    expect(((await streamed.json()) as { type: string }).type).toBe('https://paymentauth.org/problems/content-too-large')
+    expect(await t.hits()).toBe(0)
+  })
+
+  it('behavior: form bodies without override fields are forwarded unchanged; other bodies and unpriced paths are not read', async () => {
+    const t = setup({ pricing: carveOut })
+    const body = 'name=method&note=_method+is+a+value&x=%5F'
+    const res = await t.request('/cheap', form(body, 'application/x-www-form-urlencoded'))
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as { body: string }).body).toBe(body)
+    const upload = multipart('name="file"; filename="_method"')
+    expect((await t.request('/cheap', upload)).status).toBe(200)
+    // A JSON body is no form; a large body on a path no priced route matches is passed as it came.
+    const json = JSON.stringify({ _method: 'GET', pad: 'z'.repeat(80 * 1024) })
+    expect((await t.request('/cheap', form(json, 'application/json'))).status).toBe(200)
+    const open = await t.request('/open', form(`a=${'x'.repeat(80 * 1024)}&_method=GET`, 'application/x-www-form-urlencoded'))
+    expect(open.status).toBe(200)
+    expect(((await open.json()) as { body: string }).body).toHaveLength(80 * 1024 + 14)
+  })
+})
+
 describe('canonicalPath', () => {
   it('behavior: plain paths are returned as they are', () => {
     for (const path of ['/', '/v1/reports/7', '/a-b_c~d/e.f/', "/x!$&'()*+,=:@"]) expect(canonicalPath(path)).toBe(path)
