@@ -1,9 +1,9 @@
 /**
  * @module What a running local demo tells its clients: `npm start` writes `.mpp-demo/<gateway port>/state.json`
  * once the gateway is ready (and removes the folder when it stops); `npm run pay` finds it from the URL's port
- * and takes a funded demo payer key from it.
+ * and pays with the first funded demo payer key in it.
  */
-import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Hex } from 'viem'
@@ -26,7 +26,7 @@ export type DemoState = {
   stripe: string
   /** The process id of `npm start`'s script. */
   pid: number
-  /** Funded demo payer keys (anvil's Tempo mode takes one payment per account, so each pays once). */
+  /** Funded demo payer keys; each pays any number of times (the local chain runs Tempo's T4 rules). */
   payers: Hex[]
 }
 
@@ -45,7 +45,7 @@ export function demoDir(port: number | string): string {
  * writeState(demoDir(8787), state)
  */
 export function writeState(dir: string, state: DemoState): void {
-  mkdirSync(join(dir, 'claimed'), { recursive: true })
+  mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'state.json'), JSON.stringify(state, null, 2), { mode: 0o600 })
 }
 
@@ -63,24 +63,6 @@ export function readState(url: URL): { dir: string; state: DemoState } | undefin
   } catch {
     return undefined
   }
-}
-
-/**
- * Takes a payer key nobody has used yet (several `npm run pay` may run at once: the claim is an exclusive
- * file creation), or undefined when all are taken.
- * @example
- * const key = claimPayer(dir, state)
- */
-export function claimPayer(dir: string, state: DemoState): Hex | undefined {
-  for (const [i, key] of state.payers.entries()) {
-    try {
-      closeSync(openSync(join(dir, 'claimed', String(i)), 'wx'))
-      return key
-    } catch {
-      // Taken by an earlier payment.
-    }
-  }
-  return undefined
 }
 
 function isLoopback(host: string): boolean {

@@ -4,7 +4,7 @@
 // other gateway, from MPP_PAYER_KEY, TEMPO_RPC_URL and TEMPO_CHAIN_ID. See README.md, "Local demo".
 import { parseArgs } from 'node:util'
 import { type Hex, formatUnits, keccak256 } from 'viem'
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { privateKeyToAccount } from 'viem/accounts'
 import { type Step, type Wallet, paymentFetch } from '../src/client/fetch.js'
 import { stripeWallet } from '../src/client/wallets/stripe.js'
 import { tempoWallet } from '../src/client/wallets/tempo.js'
@@ -12,9 +12,8 @@ import type { Challenge } from '../src/core/Challenge.js'
 import * as Receipt from '../src/core/Receipt.js'
 import { exponent } from '../src/methods/stripe/currency.js'
 import { defaultTokens } from '../src/methods/tempo/chains.js'
-import { claimPayer, readState } from '../demo/state.js'
+import { readState } from '../demo/state.js'
 import { spt } from '../test/support/stripe-fixtures.js'
-import { chainClient, fund } from '../test/support/tempo-chain.js'
 
 const usage = `usage: npm run pay -- <url> [--method tempo|stripe] [--mode pull|push] [-X METHOD] [-d BODY] [--max AMOUNT] [--spt TOKEN]
 
@@ -53,7 +52,8 @@ async function main(): Promise<number> {
   let wallet: Wallet
   let payer: string
   if (values.method === 'tempo') {
-    const key = (process.env.MPP_PAYER_KEY as Hex | undefined) ?? (demo ? await demoPayer(demo) : undefined)
+    // One key pays any number of times: the demo's first payer unless MPP_PAYER_KEY names another.
+    const key = (process.env.MPP_PAYER_KEY as Hex | undefined) ?? demo?.state.payers[0]
     const rpcUrl = process.env.TEMPO_RPC_URL || demo?.state.rpc
     if (!key || !rpcUrl) throw new Error(`no local demo serves ${url.host}: start one with \`npm start\`, or set MPP_PAYER_KEY and TEMPO_RPC_URL`)
     const chainId = process.env.TEMPO_CHAIN_ID ? Number(process.env.TEMPO_CHAIN_ID) : demo?.state.chainId
@@ -95,15 +95,6 @@ async function main(): Promise<number> {
   if (response.status === 402) line('unpaid', `no ${values.method} offer this client pays was accepted (see the challenges above)`)
   line('time', `${Date.now() - started} ms`)
   return response.ok ? 0 : 1
-}
-
-/** A demo payer key: one not used yet, or a fresh account funded from the local chain's rich dev account. */
-async function demoPayer(demo: NonNullable<ReturnType<typeof readState>>): Promise<Hex> {
-  const claimed = claimPayer(demo.dir, demo.state)
-  if (claimed) return claimed
-  const key = generatePrivateKey()
-  await fund(chainClient(demo.state.rpc), privateKeyToAccount(key).address, 100_000_000n)
-  return key
 }
 
 function display(challenge: Challenge): { amount: string; currency: string } {

@@ -12,7 +12,7 @@ import type { Hex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { type DemoState, demoDir, root, writeState } from '../demo/state.js'
 import { startOrigin } from '../demo/origin.js'
-import { anvilBinary, rpc } from '../test/support/anvil.js'
+import { anvilArgs, anvilBinary, rpc } from '../test/support/anvil.js'
 import { freePort } from '../test/support/ports.js'
 import { startStripeApi } from '../test/support/stripe-api.js'
 import { testSecretKey } from '../test/support/stripe-fixtures.js'
@@ -20,9 +20,9 @@ import { chainClient, chainId, fund } from '../test/support/tempo-chain.js'
 
 const port = Number(process.env.PORT || 8787)
 const rpcPort = Number(process.env.RPC_PORT || 8545)
-/** Demo payers funded at start, each with this many pathUSD base units (100 pathUSD). */
-const payerCount = 20
-const payerFunds = 100_000_000n
+/** Demo payers funded at start, each with this many pathUSD base units (1,000 pathUSD); each pays any number of times. */
+const payerCount = 3
+const payerFunds = 1_000_000_000n
 
 const pricing = JSON.parse(readFileSync(join(root, 'demo', 'pricing.json'), 'utf8')) as {
   routes: { pattern: string; method: string; price?: string; accept?: { method: string; currency: string }[] }[]
@@ -134,9 +134,10 @@ async function main() {
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
 
-  // The chain: anvil's Tempo mode (TIP-20 precompiles, type 0x76 transactions) from the npm package.
+  // The chain: anvil's Tempo mode (TIP-20 precompiles, type 0x76 transactions) from the npm package, on the T4
+  // hardfork, where one account pays any number of times (see anvilArgs).
   const rpcUrl = `http://127.0.0.1:${rpcPort}`
-  spawnGroup('anvil', anvilBinary(), ['--network', 'tempo', '--chain-id', String(chainId), '--host', '127.0.0.1', '--port', String(rpcPort)], join(dir, 'anvil.log'))
+  spawnGroup('anvil', anvilBinary(), anvilArgs({ port: rpcPort, chainId }), join(dir, 'anvil.log'))
   await until('the local Tempo chain', async () => Number(await rpc(rpcUrl, 'eth_chainId')) === chainId, 15_000)
   // At genesis the chain's timestamp is 1, which no validity window of a payment covers.
   await rpc(rpcUrl, 'evm_mine')
@@ -149,9 +150,7 @@ async function main() {
   // Demo payers: fresh keys funded from anvil's rich dev account.
   const client = chainClient(rpcUrl)
   const payers: Hex[] = Array.from({ length: payerCount }, () => generatePrivateKey())
-  for (let i = 0; i < payers.length; i += 5) {
-    await Promise.all(payers.slice(i, i + 5).map((key) => fund(client, privateKeyToAccount(key).address, payerFunds)))
-  }
+  await Promise.all(payers.map((key) => fund(client, privateKeyToAccount(key).address, payerFunds)))
 
   // The gateway: demo/wrangler.toml, settings in an env file readable only by this user (it holds the HMAC key).
   const gateway = `http://127.0.0.1:${port}`
@@ -187,7 +186,7 @@ async function main() {
     const offers = (route.accept ?? []).map((a) => `${a.method} ${a.method === 'tempo' ? a.currency : a.currency.toUpperCase()}`).join(', ')
     say(`route ${route.method} ${gateway}${route.pattern} ${route.price} (${offers})`)
   }
-  say(`payers ${payerCount} demo accounts with 100 pathUSD each on chain ${chainId}`)
+  say(`payers ${payerCount} demo accounts with 1000 pathUSD each on chain ${chainId} (npm run pay uses the first)`)
   say(`logs ${relative(process.cwd(), dir) || '.'}/ (gateway.log, anvil.log)`)
   say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s`)
   say(`try npm run pay -- ${gateway}/v1/reports/daily`)

@@ -9,16 +9,16 @@ import type { Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as Receipt from '../../src/core/Receipt.js'
-import { claimPayer, demoDir, readState } from '../../demo/state.js'
+import { demoDir, readState } from '../../demo/state.js'
 import { freePort } from '../support/ports.js'
 import { balanceOf, chainClient } from '../support/tempo-chain.js'
 
 const demoRecipient = JSON.parse(readFileSync(new URL('../../demo/pricing.json', import.meta.url), 'utf8')).methods.tempo.recipient as Hex
 
 /** Runs a command to its end and returns its exit code and output. */
-function run(command: string, args: string[]): Promise<{ code: number | null; output: string }> {
+function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
     let output = ''
     child.stdout.on('data', (chunk) => (output += chunk))
     child.stderr.on('data', (chunk) => (output += chunk))
@@ -131,6 +131,23 @@ describe('npm start (the local demo)', { timeout: 120_000 }, () => {
     expect((await balanceOf(client, demoRecipient)) - before).toBe(250_000n)
   })
 
+  it('behavior: npm run pay with one MPP_PAYER_KEY pays five times in a row, push and pull, each a new transaction', async () => {
+    const demo = readState(new URL(gateway))!
+    const key = demo.state.payers[2]!
+    const client = chainClient(rpc)
+    const before = await balanceOf(client, demoRecipient)
+    const hashes = new Set<string>()
+    for (const mode of ['pull', 'push', 'pull', 'push', 'pull']) {
+      const { code, output: paid } = await run('npm', ['run', 'pay', '--', `${gateway}/v1/quotes/ACME`, '--mode', mode], { ...process.env, MPP_PAYER_KEY: key })
+      expect(paid).toMatch(/^response +200 OK$/m)
+      expect(paid).toContain(`from ${privateKeyToAccount(key).address}`)
+      hashes.add(/^receipt +tempo success, reference (0x[0-9a-f]{64})/m.exec(paid)![1]!)
+      expect(code).toBe(0)
+    }
+    expect(hashes.size).toBe(5)
+    expect((await balanceOf(client, demoRecipient)) - before).toBe(5n * 10_000n)
+  })
+
   it('behavior: npm run pay --method stripe pays the same route through the local Stripe API', async () => {
     const { code, output: paid } = await run('npm', ['run', 'pay', '--', `${gateway}/v1/reports/daily`, '--method', 'stripe'])
     expect(paid).toMatch(/^response +200 OK$/m)
@@ -140,7 +157,7 @@ describe('npm start (the local demo)', { timeout: 120_000 }, () => {
 
   it('behavior: the reference mppx client pays the running demo gateway (Node), with a demo payer key', async () => {
     const demo = readState(new URL(gateway))!
-    const key = claimPayer(demo.dir, demo.state)!
+    const key = demo.state.payers[1]!
     const client = chainClient(rpc)
     const before = await balanceOf(client, demoRecipient)
     const mppx = Mppx.create({ polyfill: false, methods: [mppxTempo({ account: privateKeyToAccount(key), getClient: () => client })] })

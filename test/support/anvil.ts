@@ -4,10 +4,29 @@ import { dirname, join } from 'node:path'
 
 const require = createRequire(import.meta.url)
 
-/** Path of the anvil binary shipped inside the npm package. */
+/** Path of the anvil binary shipped inside the npm package (`node_modules/.bin/anvil` is a Node wrapper that does not forward SIGTERM). */
 export function anvilBinary(): string {
   const pkg = dirname(require.resolve('@foundry-rs/anvil-linux-amd64/package.json'))
   return join(pkg, 'bin', 'anvil')
+}
+
+/**
+ * Arguments for a local Tempo chain on loopback. The hardfork is T4: on anvil's default (T0) the expiring nonce
+ * key is treated as an ordinary 2D nonce, so every expiring-nonce transaction after an account's first is dropped
+ * silently; on T4 an account pays any number of times, as on a real Tempo chain, and the signature-verifier
+ * precompile that payment channels use works (it reverts on T0–T2).
+ * @example
+ * spawn(anvilBinary(), anvilArgs({ port: 8545 }))
+ */
+export function anvilArgs(options: { port: number; chainId?: number; accounts?: number }): string[] {
+  return [
+    '--network', 'tempo',
+    '--hardfork', 'T4',
+    '--chain-id', String(options.chainId ?? 42431),
+    '--host', '127.0.0.1',
+    '--port', String(options.port),
+    '--accounts', String(options.accounts ?? 10),
+  ]
 }
 
 /** JSON-RPC call against a local node. */
@@ -22,17 +41,26 @@ export async function rpc<T = unknown>(url: string, method: string, params: unkn
   return body.result as T
 }
 
-/** Starts `anvil --network tempo` on a loopback port, waits until it answers and mines one block. */
+/**
+ * Starts `anvil --network tempo --hardfork T4` on a loopback port in its own process group, waits until it
+ * answers and mines one block; `stop` ends the whole group, so nothing is left running.
+ */
 export async function startAnvil(options: { port: number; chainId?: number }): Promise<{ url: string; stop: () => Promise<void> }> {
   const url = `http://127.0.0.1:${options.port}`
-  const child: ChildProcess = spawn(
-    anvilBinary(),
-    ['--network', 'tempo', '--chain-id', String(options.chainId ?? 42431), '--host', '127.0.0.1', '--port', String(options.port), '--accounts', '10', '--silent'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  )
+  const child: ChildProcess = spawn(anvilBinary(), [...anvilArgs(options), '--silent'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
   let stderr = ''
   child.stderr?.on('data', (chunk) => (stderr += chunk))
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const kill = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid) process.kill(-child.pid, signal)
+    } catch {
+      // The group is already gone.
+    }
+  }
+  // A crashing test runner must not leave the chain behind.
+  const onExit = () => kill('SIGKILL')
+  process.once('exit', onExit)
   const deadline = Date.now() + 15_000
   for (;;) {
     if (child.exitCode !== null) throw new Error(`anvil exited: ${stderr}`)
@@ -40,7 +68,10 @@ export async function startAnvil(options: { port: number; chainId?: number }): P
       await rpc(url, 'eth_chainId')
       break
     } catch {
-      if (Date.now() > deadline) throw new Error(`anvil did not start: ${stderr}`)
+      if (Date.now() > deadline) {
+        kill('SIGKILL')
+        throw new Error(`anvil did not start: ${stderr}`)
+      }
       await new Promise((r) => setTimeout(r, 50))
     }
   }
@@ -49,7 +80,8 @@ export async function startAnvil(options: { port: number; chainId?: number }): P
   return {
     url,
     stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM')
+      process.off('exit', onExit)
+      if (child.exitCode === null && child.signalCode === null) kill('SIGTERM')
       await exited
     },
   }

@@ -1,16 +1,17 @@
 /**
- * Helpers for tests against the local `anvil --network tempo` chain, usable inside workerd (viem over fetch):
- * fresh funded payers, a second TIP-20 token, payer-side signing (pull) and broadcasting (push), and a
- * controllable proxy between the method and the chain for outage cases.
+ * Helpers for tests against the local `anvil --network tempo --hardfork T4` chain, usable inside workerd (viem
+ * over fetch): funded payers (one account pays any number of times on T4), a second TIP-20 token, payer-side
+ * signing (pull) and broadcasting (push), and a controllable proxy between the method and the chain for outage
+ * cases.
  *
- * Anvil quirks handled here: an account's second transaction on the expiring nonce lane never gets mined,
- * so every payment uses a fresh account; funding uses random 2D nonce lanes of the rich dev account so test
- * files can fund in parallel; gas estimation of token creation is too low, so those calls set gas.
+ * Anvil quirks handled here: funding uses random 2D nonce lanes of the rich dev account so test files can fund in
+ * parallel; gas estimates are padded, since anvil's leave out the signature check and undercount batches, and no
+ * gas limit is hard-coded (state creation on T4 costs about ten times T0's).
  */
-import { type Address, type Hex, createClient, encodeFunctionData, http, maxUint256 } from 'viem'
+import { type Address, type Hex, type TransactionReceipt, createClient, encodeFunctionData, http, maxUint256 } from 'viem'
 import { SignatureEnvelope, TxEnvelopeTempo } from 'ox/tempo'
 import { type PrivateKeyAccount, generatePrivateKey, mnemonicToAccount, privateKeyToAccount } from 'viem/accounts'
-import { prepareTransactionRequest, readContract, sendRawTransactionSync, sendTransactionSync, signTransaction } from 'viem/actions'
+import { prepareTransactionRequest, readContract, sendRawTransactionSync, signTransaction } from 'viem/actions'
 import { Abis, Actions } from 'viem/tempo'
 import { chainFor } from '../../src/methods/tempo/chains.js'
 
@@ -34,12 +35,23 @@ export function freshAddress(): Address {
   return privateKeyToAccount(generatePrivateKey()).address
 }
 
+/**
+ * Sends calls from the rich dev account on a random nonce lane and returns the receipt; a reverted transaction
+ * fails the test. The gas limit is four times anvil's estimate, which undercounts state creation on T4 (creating a
+ * token: estimated 1.02M, used 2.80M) and batched calls; the rich account's fees do not matter.
+ */
+export async function sendFromRich(client: ChainClient, calls: readonly { to: Address; data: Hex }[]): Promise<TransactionReceipt> {
+  const prepared = (await prepareTransactionRequest(client, { account: rich, calls, feeToken: pathUsd, nonceKey: lane() } as never)) as Record<string, unknown> & { gas?: bigint }
+  prepared.gas = (prepared.gas ?? 0n) * 4n
+  const serializedTransaction = await signTransaction(client, prepared as never)
+  return (await sendRawTransactionSync(client, { serializedTransaction, throwOnReceiptRevert: true } as never)) as TransactionReceipt
+}
+
 /** Sends `amount` base units of pathUSD (and of `token` when given) from the rich dev account. */
 export async function fund(client: ChainClient, to: Address, amount: bigint, token?: Address): Promise<void> {
   const calls = [Actions.token.transfer.call(client, { token: pathUsd, to, amount })]
   if (token) calls.push(Actions.token.transfer.call(client, { token, to, amount }))
-  // Explicit gas: anvil's estimate for a batch is too low, and a reverted funding must fail the test.
-  await sendTransactionSync(client, { account: rich, calls, feeToken: pathUsd, nonceKey: lane(), gas: 300_000n, throwOnReceiptRevert: true } as never)
+  await sendFromRich(client, calls)
 }
 
 /** A fresh account holding `amount` base units of pathUSD (and of `token` when given). */
@@ -51,10 +63,10 @@ export async function fundedAccount(client: ChainClient, amount = 10_000_000n, t
 
 /** Creates a second USD TIP-20 token through the factory precompile and mints `supply` to the rich account. */
 export async function createToken(client: ChainClient, supply = 1_000_000_000_000n): Promise<Address> {
-  const common = { account: rich, feeToken: pathUsd, gas: 2_000_000n, throwOnReceiptRevert: true } as const
-  const { token } = await Actions.token.createSync(client, { ...common, admin: rich, name: 'Other USD', symbol: 'OUSD', currency: 'USD', nonceKey: lane() } as never)
-  await Actions.token.grantRolesSync(client, { ...common, token, roles: ['issuer'], to: rich.address, nonceKey: lane() } as never)
-  await Actions.token.mintSync(client, { ...common, token, to: rich.address, amount: supply, nonceKey: lane() } as never)
+  const created = await sendFromRich(client, [Actions.token.create.call(client, { admin: rich.address, name: 'Other USD', symbol: 'OUSD', currency: 'USD' })])
+  const { token } = Actions.token.create.extractEvent(created.logs).args
+  await sendFromRich(client, [Actions.token.grantRoles.call(client, { token, role: 'issuer', to: rich.address } as never)])
+  await sendFromRich(client, [Actions.token.mint.call(client, { token, to: rich.address, amount: supply })])
   return token
 }
 
@@ -90,9 +102,9 @@ export async function signPayment(
     ...(options.sponsored ? {} : { feeToken: pathUsd }),
     ...(options.gas ? { gas: options.gas } : {}),
   } as never)) as Record<string, unknown> & { gas?: bigint }
-  // Anvil's estimate leaves out the signature check (mppx adds 5,000 for it) and undercounts each extra
-  // call of a batch by about 15,000.
-  if (!options.gas) prepared.gas = (prepared.gas ?? 0n) + 5_000n + 25_000n * BigInt(options.calls.length - 1)
+  // Anvil's estimate leaves out the signature check (mppx adds 5,000 for it) and prices each extra call of a
+  // batch as a transfer to an existing holder (a new holder's balance costs ~267k gas on T4), as the client does.
+  if (!options.gas) prepared.gas = (prepared.gas ?? 0n) + 5_000n + 275_000n * BigInt(options.calls.length - 1)
   if (options.sponsored) {
     delete prepared.feeToken
     delete prepared.feePayerSignature

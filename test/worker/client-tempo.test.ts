@@ -48,6 +48,23 @@ function shop(config: Partial<TempoConfig> = {}) {
 
 describe('tempoWallet paying the tempo method', { timeout: 60_000 }, () => {
   for (const mode of ['pull', 'push'] as const) {
+    it(`behavior: ${mode} — one key pays the same route five times in a row, each paid and served once (T4 expiring nonces)`, async () => {
+      const seller = shop()
+      const account = await fundedAccount(client)
+      const pay = paymentFetch({ wallets: [tempoWallet({ account, rpcUrl: url, mode })], maxAmount: limit, fetch: seller.fetcher })
+      const references = new Set<string>()
+      for (let i = 1; i <= 5; i++) {
+        const response = await pay(`https://${realm}/report`)
+        expect(response.status).toBe(200)
+        references.add(Receipt.deserialize(response.headers.get('payment-receipt')!).reference)
+        expect(await balanceOf(client, seller.recipient)).toBe(250_000n * BigInt(i))
+      }
+      // Five distinct transactions from one sender, each on the expiring nonce lane.
+      expect(references.size).toBe(5)
+      expect(await balanceOf(client, account.address)).toBeLessThan(10_000_000n - 5n * 250_000n)
+    })
+  }
+  for (const mode of ['pull', 'push'] as const) {
     it(`behavior: ${mode} — 200 with a receipt; the recipient's balance moves by exactly the price`, async () => {
       const seller = shop()
       const account = await fundedAccount(client)

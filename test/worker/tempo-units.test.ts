@@ -49,7 +49,7 @@ function signed(options: {
     maxPriorityFeePerGas: 1n,
     nonceKey: options.nonceKey ?? maxUint256,
     nonce: 0n,
-    validBefore: options.validBefore ?? Math.floor(now.getTime() / 1000) + 60,
+    validBefore: options.validBefore ?? Math.floor(now.getTime() / 1000) + 25,
     ...(options.feeToken ? { feeToken: options.feeToken } : {}),
     ...(options.sponsored ? { feePayerSignature: null } : {}),
   })
@@ -247,9 +247,9 @@ describe('fee sponsorship', () => {
     expect((await cosign(decoded, { account: sponsorAccount, feeToken: pathUsd })).hash).toBe(final.hash)
   })
   it('error: the sponsor policy refuses costly or long-lived envelopes', () => {
-    expect(() => checkSponsorPolicy(handoff({ gas: 2_000_001n }), defaultPolicy, now)).toThrow(/gas limit exceeds/)
+    expect(() => checkSponsorPolicy(handoff({ gas: 4_000_001n }), defaultPolicy, now)).toThrow(/gas limit exceeds/)
     expect(() => checkSponsorPolicy(handoff({ nonceKey: 7n }), defaultPolicy, now)).toThrow(/expiring nonce key/)
-    expect(() => checkSponsorPolicy(handoff({ validBefore: Math.floor(now.getTime() / 1000) + 601 }), defaultPolicy, now)).toThrow(/validity window/)
+    expect(() => checkSponsorPolicy(handoff({ validBefore: Math.floor(now.getTime() / 1000) + 31 }), defaultPolicy, now)).toThrow(/validity window/)
     expect(() => checkSponsorPolicy(handoff({ feeToken: platform }), defaultPolicy, now)).toThrow(/fee_token/)
     expect(() => checkSponsorPolicy(handoff(), { ...defaultPolicy, maxFeePerTransaction: 3_999n }, now)).toThrow(/fee budget/)
     expect(maxFee({ gas: 200_000n, maxFeePerGas: 20_000_000_000n })).toBe(4_000n)

@@ -10,7 +10,13 @@ import * as v from 'valibot'
 import { AccessList, Secp256k1 } from 'ox'
 import { SignatureEnvelope, TxEnvelopeTempo } from 'ox/tempo'
 import { VerificationFailedError } from '../../src/core/Errors.js'
-import { defaultPolicy, sponsor } from '../../src/methods/tempo/fee-payer.js'
+import { type SponsorPolicy, defaultPolicy, sponsor } from '../../src/methods/tempo/fee-payer.js'
+
+// The cosign vectors are written against the reference SDK's sponsor policy (gas up to 2,000,000, a validity window
+// up to 600 s: `now+60` passes, `now+1800` and 2,000,001 gas fail). Our defaults are sized for Tempo's T4 gas costs
+// and the chain's 30 s bound on expiring nonces (see defaultPolicy), so the vectors' policy is set explicitly: the
+// vectors check that a policy is enforced, not its numbers.
+const vectorPolicy: SponsorPolicy = { ...defaultPolicy, maxGas: 2_000_000n, maxValidityWindowSeconds: 600 }
 import { typedData } from '../../src/methods/tempo/proof.js'
 import { checkReceipt } from '../../src/methods/tempo/receipt.js'
 import { checkTransaction, decodeTransaction } from '../../src/methods/tempo/transaction.js'
@@ -141,7 +147,7 @@ async function feePayerCosign(input: unknown) {
     chainId: parsed.request.methodDetails?.chainId ?? defaultChainId,
     expires: challenge.expires ? new Date(challenge.expires) : new Date(now.getTime() + challengeLifetimeMs),
     feePayer: true,
-    policy: defaultPolicy,
+    policy: vectorPolicy,
     now,
     account: privateKeyToAccount(parsed.feePayerPrivateKey as Hex),
     feeToken: parsed.feeToken as Hex,

@@ -117,8 +117,9 @@ export function tempoWallet(options: TempoWalletOptions): Wallet & { pay: (chall
         // draft-tempo-charge-00, "Client Requirements": a USD fee token unless the server pays the fee.
         ...(sponsored ? {} : { feeToken: options.feeToken ?? request.currency }),
       } as never)) as Record<string, unknown> & { gas?: bigint }
-      // The node's estimate leaves out the sender's signature check and undercounts batched TIP-20 calls.
-      prepared.gas = (prepared.gas ?? 0n) + 5_000n + 25_000n * BigInt(calls.length - 1)
+      // The node's estimate leaves out the sender's signature check and prices each batched call after the first
+      // as a transfer to an existing holder; a split to a new holder creates its balance (~267k gas on T4).
+      prepared.gas = (prepared.gas ?? 0n) + 5_000n + 275_000n * BigInt(calls.length - 1)
       if (sponsored) {
         // draft-tempo-charge-00, "Fee Payment": sign the hand-off with no fee token and a placeholder fee-payer signature.
         delete prepared.feeToken
