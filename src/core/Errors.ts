@@ -25,6 +25,18 @@ export type ProblemType =
   | 'origin-failed'
   | 'method-not-allowed'
   | 'content-too-large'
+  | SessionProblem
+
+/** Problem types of the session intent (draft-tempo-session-00, "Rejection and Error Responses"). */
+export type SessionProblem =
+  | 'session/invalid-signature'
+  | 'session/signer-mismatch'
+  | 'session/amount-exceeds-deposit'
+  | 'session/delta-too-small'
+  | 'session/channel-not-found'
+  | 'session/channel-finalized'
+  | 'session/challenge-not-found'
+  | 'session/insufficient-balance'
 
 /** An RFC 9457 problem details object. */
 export type ProblemDetails = {
@@ -214,6 +226,105 @@ export class OriginFailedError extends PaymentError {
   readonly status = 502
   readonly title = 'Origin Failed'
   override readonly challenge = false
+}
+
+/** Options of the session errors: the channel they concern goes into the problem body. */
+type SessionOptions = Options & {
+  /** Channel id (lowercase hex) the failure concerns. */
+  channelId?: string | undefined
+}
+
+/**
+ * A session failure (draft-tempo-session-00, "Rejection and Error Responses"); the problem body carries `channelId`.
+ * @example
+ * if (error instanceof SessionError) console.log(error.channelId)
+ */
+export abstract class SessionError extends PaymentError {
+  abstract override readonly problem: SessionProblem
+  readonly channelId: string | undefined
+  constructor(options: SessionOptions = {}) {
+    super(options)
+    this.channelId = options.channelId
+  }
+  override toProblem(extra: Record<string, unknown> = {}): ProblemDetails {
+    return super.toProblem({ ...(this.channelId ? { channelId: this.channelId } : {}), ...extra })
+  }
+}
+
+/** A voucher or close signature does not verify, is malformed or not low-s. @example new InvalidSignatureError({ channelId }) */
+export class InvalidSignatureError extends SessionError {
+  override readonly name = 'InvalidSignatureError'
+  readonly problem = 'session/invalid-signature'
+  readonly status = 402
+  readonly title = 'Invalid Signature'
+}
+
+/** The voucher was signed by someone the channel does not authorize. @example new SignerMismatchError({ channelId }) */
+export class SignerMismatchError extends SessionError {
+  override readonly name = 'SignerMismatchError'
+  readonly problem = 'session/signer-mismatch'
+  readonly status = 402
+  readonly title = 'Signer Mismatch'
+}
+
+/** The voucher authorizes more than the channel's deposit. @example new AmountExceedsDepositError({ channelId }) */
+export class AmountExceedsDepositError extends SessionError {
+  override readonly name = 'AmountExceedsDepositError'
+  readonly problem = 'session/amount-exceeds-deposit'
+  readonly status = 402
+  readonly title = 'Amount Exceeds Deposit'
+}
+
+/** The voucher is lower than the accepted one, or raises it by less than `minVoucherDelta`. @example new DeltaTooSmallError({ channelId }) */
+export class DeltaTooSmallError extends SessionError {
+  override readonly name = 'DeltaTooSmallError'
+  readonly problem = 'session/delta-too-small'
+  readonly status = 402
+  readonly title = 'Delta Too Small'
+}
+
+/** No open channel with this id exists (draft-tempo-session-00: 410). @example new ChannelNotFoundError({ channelId }) */
+export class ChannelNotFoundError extends SessionError {
+  override readonly name = 'ChannelNotFoundError'
+  readonly problem = 'session/channel-not-found'
+  readonly status = 410
+  readonly title = 'Channel Not Found'
+}
+
+/** The channel is closed, or closing after a forced-close request (draft-tempo-session-00: 410). @example new ChannelFinalizedError({ channelId }) */
+export class ChannelFinalizedError extends SessionError {
+  override readonly name = 'ChannelFinalizedError'
+  readonly problem = 'session/channel-finalized'
+  readonly status = 410
+  readonly title = 'Channel Finalized'
+}
+
+/** The session challenge is unknown or expired; a fresh one carries the channel id. @example new ChallengeNotFoundError({ channelId }) */
+export class ChallengeNotFoundError extends SessionError {
+  override readonly name = 'ChallengeNotFoundError'
+  readonly problem = 'session/challenge-not-found'
+  readonly status = 402
+  readonly title = 'Challenge Not Found'
+}
+
+/**
+ * The accepted vouchers do not cover the request; `requiredTopUp` says by how much (draft-tempo-session-00, "Per-Request Processing").
+ * @example
+ * throw new InsufficientBalanceError({ channelId, requiredTopUp: 500n })
+ */
+export class InsufficientBalanceError extends SessionError {
+  override readonly name = 'InsufficientBalanceError'
+  readonly problem = 'session/insufficient-balance'
+  readonly status = 402
+  readonly title = 'Insufficient Balance'
+  readonly requiredTopUp: bigint
+  constructor(options: SessionOptions & { requiredTopUp: bigint }) {
+    super(options)
+    this.requiredTopUp = options.requiredTopUp
+  }
+  override toProblem(extra: Record<string, unknown> = {}): ProblemDetails {
+    return super.toProblem({ requiredTopUp: this.requiredTopUp.toString(), ...extra })
+  }
 }
 
 /**

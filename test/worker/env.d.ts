@@ -3,6 +3,8 @@ declare namespace Cloudflare {
     REPLAY_GUARD: DurableObjectNamespace<import('../../src/storage/ReplayGuard.js').ReplayGuard>
     IDEMPOTENCY_CACHE: DurableObjectNamespace<import('../../src/storage/IdempotencyCache.js').IdempotencyCache>
     SPONSOR_GATE: DurableObjectNamespace<import('../../src/storage/SponsorGate.js').SponsorGate>
+    CHANNEL_STATE: DurableObjectNamespace<import('../../src/storage/ChannelState.js').ChannelState>
+    PAYER_CHANNELS: DurableObjectNamespace<import('../../src/storage/PayerChannels.js').PayerChannels>
     TEST_TEMPO_RPC_URL: string
     TEST_STRIPE_API_URL: string
   }

@@ -1,0 +1,211 @@
+/**
+ * @module The accounting of one payment channel as pure functions over plain data (draft-tempo-session-00,
+ * "Voucher Verification", "Server-Side Accounting"). Storage applies them inside one serialized step per channel.
+ */
+import {
+  AmountExceedsDepositError,
+  ChallengeNotFoundError,
+  ChannelFinalizedError,
+  ChannelNotFoundError,
+  DeltaTooSmallError,
+  InsufficientBalanceError,
+  InvalidSignatureError,
+  SignerMismatchError,
+  type SessionError,
+} from './Errors.js'
+import type { Descriptor } from './Session.js'
+
+const zeroAddress = '0x0000000000000000000000000000000000000000'
+
+/** What the server knows of one channel: chain state read on open, topUp and close, plus its own accounting. */
+export type ChannelAccount = {
+  /** Lowercase channel id. */
+  channelId: `0x${string}`
+  chainId: number
+  /** Escrow address (lowercase). */
+  escrow: `0x${string}`
+  descriptor: Descriptor
+  /** On-chain deposit, base units. */
+  deposit: bigint
+  /** Settled on chain, base units. */
+  settled: bigint
+  /** Close-request time on chain (seconds), 0 when none. */
+  closeRequestedAt: bigint
+  /** `open` while serving; `closing` once a close began (no new work); `closed` when final on chain. */
+  status: 'open' | 'closing' | 'closed'
+  /** Highest accepted voucher amount. */
+  accepted: bigint
+  /** Its signature. */
+  acceptedSignature: `0x${string}` | undefined
+  /** Amount charged for delivered work. */
+  spent: bigint
+  /** Units delivered so far. */
+  units: number
+}
+
+/** A voucher whose signature verified, with the address it recovers to. */
+export type SignedVoucher = {
+  cumulative: bigint
+  signature: `0x${string}`
+  /** The address the EIP-712 signature recovers to, lowercase. */
+  signer: `0x${string}`
+}
+
+/**
+ * The address allowed to sign vouchers: the descriptor's authorized signer, or the payer when it is zero
+ * (draft-tempo-session-00, "Signature Verification"). The descriptor is bound to the channel id, so this is the
+ * on-chain signer, never a claim of the payload.
+ * @example
+ * ChannelAccount.expectedSigner(account.descriptor) // '0x…'
+ */
+export function expectedSigner(descriptor: Descriptor): `0x${string}` {
+  return descriptor.authorizedSigner === zeroAddress ? descriptor.payer : descriptor.authorizedSigner
+}
+
+/** What accepting a voucher did. */
+export type Accepted = { status: 'accepted' | 'unchanged' }
+
+/**
+ * Checks a voucher against the channel, in the spec's order after signature recovery: signer, no close pending,
+ * monotonic (an equal amount is an idempotent retry), `minVoucherDelta`, within the deposit. Throws the session error.
+ * @example
+ * const result = ChannelAccount.checkVoucher(account, voucher, 0n)
+ * if (result.status === 'accepted') account.accepted = voucher.cumulative
+ */
+export function checkVoucher(account: ChannelAccount, voucher: SignedVoucher, minDelta: bigint): Accepted {
+  const channelId = account.channelId
+  if (voucher.signer.toLowerCase() !== expectedSigner(account.descriptor)) {
+    throw new SignerMismatchError({ channelId, detail: 'the voucher is not signed by the channel signer' })
+  }
+  assertServing(account)
+  if (voucher.cumulative === account.accepted) return { status: 'unchanged' }
+  if (voucher.cumulative < account.accepted) {
+    throw new DeltaTooSmallError({ channelId, detail: `the voucher is below the accepted cumulative amount ${account.accepted}` })
+  }
+  if (voucher.cumulative - account.accepted < minDelta) {
+    throw new DeltaTooSmallError({ channelId, detail: `the voucher must raise the cumulative amount by at least ${minDelta}` })
+  }
+  if (voucher.cumulative > account.deposit) {
+    throw new AmountExceedsDepositError({ channelId, detail: `the voucher exceeds the channel deposit ${account.deposit}` })
+  }
+  return { status: 'accepted' }
+}
+
+/**
+ * Throws unless the channel may serve new work: open, and no forced close requested (a voucher on a closing channel
+ * could not be settled).
+ * @example
+ * ChannelAccount.assertServing(account)
+ */
+export function assertServing(account: ChannelAccount): void {
+  if (account.status !== 'open') {
+    throw new ChannelFinalizedError({ channelId: account.channelId, detail: `the channel is ${account.status}` })
+  }
+  if (account.closeRequestedAt !== 0n) {
+    throw new ChannelFinalizedError({ channelId: account.channelId, detail: 'the payer requested to close the channel' })
+  }
+}
+
+/**
+ * Available balance: accepted vouchers minus what was spent.
+ * @example
+ * ChannelAccount.available(account) // 12500n
+ */
+export function available(account: ChannelAccount): bigint {
+  return account.accepted - account.spent
+}
+
+/**
+ * Checks that `cost` fits in the available balance; throws InsufficientBalanceError with `requiredTopUp` otherwise.
+ * @example
+ * ChannelAccount.checkCharge(account, 25n)
+ * account.spent += 25n
+ */
+export function checkCharge(account: ChannelAccount, cost: bigint): void {
+  assertServing(account)
+  const left = available(account)
+  if (cost > left) {
+    throw new InsufficientBalanceError({
+      channelId: account.channelId,
+      requiredTopUp: cost - left,
+      detail: `the accepted vouchers cover ${left} more; this costs ${cost}`,
+    })
+  }
+}
+
+/**
+ * What a cooperative close captures: exactly what was consumed, never less than already settled
+ * (draft-tempo-session-00, "Cooperative Close": `captureAmount = max(spent, settledOnChain)`).
+ * @example
+ * ChannelAccount.captureAmount(account) // 237500n
+ */
+export function captureAmount(account: Pick<ChannelAccount, 'spent' | 'settled'>): bigint {
+  return account.spent > account.settled ? account.spent : account.settled
+}
+
+/**
+ * Checks a close voucher: signed by the channel signer, covering the capture amount, within the deposit.
+ * @example
+ * ChannelAccount.checkCloseVoucher(account, voucher)
+ */
+export function checkCloseVoucher(account: ChannelAccount, voucher: SignedVoucher): void {
+  const channelId = account.channelId
+  if (voucher.signer.toLowerCase() !== expectedSigner(account.descriptor)) {
+    throw new SignerMismatchError({ channelId, detail: 'the close voucher is not signed by the channel signer' })
+  }
+  if (account.status === 'closed') throw new ChannelFinalizedError({ channelId, detail: 'the channel is closed' })
+  const capture = captureAmount(account)
+  if (voucher.cumulative < capture) {
+    throw new DeltaTooSmallError({ channelId, detail: `the close voucher must cover ${capture}` })
+  }
+  if (voucher.cumulative > account.deposit) {
+    throw new AmountExceedsDepositError({ channelId, detail: `the close voucher exceeds the channel deposit ${account.deposit}` })
+  }
+}
+
+/** A session error as plain data, for passing across an RPC boundary (class identity does not survive it). */
+export type Failure = {
+  problem: SessionError['problem']
+  detail: string | undefined
+  requiredTopUp?: string | undefined
+}
+
+/**
+ * Turns a session error into plain data.
+ * @example
+ * catch (error) { if (error instanceof SessionError) return { ok: false, failure: ChannelAccount.toFailure(error) } }
+ */
+export function toFailure(error: SessionError): Failure {
+  return {
+    problem: error.problem,
+    detail: error.detail,
+    ...(error instanceof InsufficientBalanceError ? { requiredTopUp: error.requiredTopUp.toString() } : {}),
+  }
+}
+
+/**
+ * Rebuilds the session error a Failure describes.
+ * @example
+ * if (!result.ok) throw ChannelAccount.fromFailure(result.failure, channelId)
+ */
+export function fromFailure(failure: Failure, channelId: string): SessionError {
+  const options = { channelId, detail: failure.detail }
+  switch (failure.problem) {
+    case 'session/invalid-signature':
+      return new InvalidSignatureError(options)
+    case 'session/signer-mismatch':
+      return new SignerMismatchError(options)
+    case 'session/amount-exceeds-deposit':
+      return new AmountExceedsDepositError(options)
+    case 'session/delta-too-small':
+      return new DeltaTooSmallError(options)
+    case 'session/channel-not-found':
+      return new ChannelNotFoundError(options)
+    case 'session/channel-finalized':
+      return new ChannelFinalizedError(options)
+    case 'session/challenge-not-found':
+      return new ChallengeNotFoundError(options)
+    case 'session/insufficient-balance':
+      return new InsufficientBalanceError({ ...options, requiredTopUp: BigInt(failure.requiredTopUp ?? '0') })
+  }
+}

@@ -1,0 +1,61 @@
+/** @module Per-channel session state, as the session flow sees it (implemented by the ChannelState Durable Object). */
+import type { Accepted, ChannelAccount, Failure, SignedVoucher } from './ChannelAccount.js'
+import type { Descriptor } from './Session.js'
+
+/** A channel's state as the chain reported it on open, topUp or close. */
+export type ChainState = {
+  channelId: `0x${string}`
+  chainId: number
+  escrow: `0x${string}`
+  descriptor: Descriptor
+  deposit: bigint
+  settled: bigint
+  closeRequestedAt: bigint
+}
+
+/** One unit of paid work to record: its cost, its units, and the (challenge, Idempotency-Key) it answers. */
+export type Charge = {
+  cost: bigint
+  units: number
+  challengeId: string
+  /** The request's Idempotency-Key; a second charge with the same (challenge, key) is not counted again. */
+  idempotencyKey?: string | undefined
+}
+
+/** The outcome of a channel call: the channel after it and a value, or the session failure as plain data. */
+export type Result<T> = { ok: true; account: ChannelAccount; value: T } | { ok: false; failure: Failure }
+
+/** A voucher kept for settlement. */
+export type StoredVoucher = { cumulative: bigint; signature: `0x${string}` }
+
+/** One channel's state; every call is atomic and serialized per channel. */
+export interface Channel {
+  /** The channel, or undefined when never opened here. */
+  state(): Promise<ChannelAccount | undefined>
+  /** Records a verified open and accepts its first voucher. */
+  open(chain: ChainState, voucher: SignedVoucher, minDelta: bigint): Promise<Result<Accepted>>
+  /** Accepts a voucher and, with it, charges for the work it pays for. */
+  voucher(voucher: SignedVoucher, minDelta: bigint, charge?: Charge | undefined): Promise<Result<{ accepted: Accepted; duplicate: boolean }>>
+  /** Charges out of the accepted vouchers; `duplicate` when this (challenge, key) was charged before. */
+  charge(charge: Charge): Promise<Result<{ duplicate: boolean }>>
+  /** Gives back a charge whose work was not delivered. */
+  refund(charge: Charge): Promise<Result<null>>
+  /** Records a verified topUp. */
+  topUp(chain: ChainState): Promise<Result<null>>
+  /** Checks a close voucher and stops new work; answers what to capture. */
+  beginClose(voucher: SignedVoucher): Promise<Result<{ capture: bigint; voucher: StoredVoucher }>>
+  /** The close did not go through: serve again. */
+  abortClose(): Promise<void>
+  /** Records the mined close. */
+  finishClose(settled: bigint, txHash: `0x${string}`): Promise<Result<null>>
+  /** Waits (up to `timeoutMs`) for the accepted amount to rise above `above`, or the channel to stop serving. */
+  waitForVoucher(above: bigint, timeoutMs: number): Promise<ChannelAccount | undefined>
+}
+
+/** Where channels live. */
+export interface ChannelStore {
+  /** The channel with this (lowercase) id. */
+  channel(channelId: string): Channel
+  /** Notes that `payer` opened `channelId` (for the operator listing). */
+  indexPayer(payer: string, channelId: string): Promise<void>
+}

@@ -1,0 +1,358 @@
+/** @module The Durable Object that holds one payment channel's accounting (draft-tempo-session-00, "Server-Side Accounting"). */
+import { DurableObject } from 'cloudflare:workers'
+import * as ChannelAccount from '../core/ChannelAccount.js'
+import { ChannelNotFoundError, SessionError } from '../core/Errors.js'
+import type { ChainState, Charge, Channel, Result, StoredVoucher } from '../core/ChannelStore.js'
+import type { Descriptor } from '../core/Session.js'
+
+export type { ChainState, Charge, Result, StoredVoucher }
+
+type Row = {
+  channel_id: string
+  chain_id: number
+  escrow: string
+  descriptor: string
+  deposit: string
+  settled: string
+  close_requested_at: string
+  status: 'open' | 'closing' | 'closed'
+  accepted: string
+  accepted_signature: string | null
+  spent: string
+  units: number
+}
+
+// Amounts are kept as 29-digit zero-padded decimals (a uint96 has at most 29), so SQLite orders them numerically.
+const pad = (amount: bigint) => amount.toString().padStart(29, '0')
+
+/**
+ * One channel per object (`idFromName(channelId)`), in SQLite. Every RPC method reads and writes without awaiting
+ * in between, so voucher acceptance and balance deduction are serialized per channel, and each write is durable
+ * before its caller gets an answer (the output gate holds it). The voucher path makes no network call: chain state
+ * arrives with open, topUp and close. See docs/storage-schema.md.
+ * @example
+ * const channel = env.CHANNEL_STATE.get(env.CHANNEL_STATE.idFromName(channelId))
+ * const result = await channel.voucher(voucher, 0n, { cost: 25n, units: 1, challengeId })
+ */
+export class ChannelState extends DurableObject implements Channel {
+  private readonly sql: SqlStorage
+  private waiters = new Set<{ above: bigint; resolve: () => void }>()
+
+  constructor(ctx: DurableObjectState, env: unknown) {
+    super(ctx, env as never)
+    this.sql = ctx.storage.sql
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS channel (
+      id INTEGER PRIMARY KEY CHECK (id = 1),
+      channel_id TEXT NOT NULL,
+      chain_id INTEGER NOT NULL,
+      escrow TEXT NOT NULL,
+      descriptor TEXT NOT NULL,
+      deposit TEXT NOT NULL,
+      settled TEXT NOT NULL,
+      close_requested_at TEXT NOT NULL,
+      status TEXT NOT NULL CHECK (status IN ('open', 'closing', 'closed')),
+      accepted TEXT NOT NULL,
+      accepted_signature TEXT,
+      spent TEXT NOT NULL,
+      units INTEGER NOT NULL,
+      close_tx TEXT,
+      updated_at INTEGER NOT NULL
+    )`)
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS vouchers (
+      cumulative TEXT PRIMARY KEY,
+      signature TEXT NOT NULL,
+      accepted_at INTEGER NOT NULL
+    )`)
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS charges (
+      challenge_id TEXT NOT NULL,
+      idempotency_key TEXT NOT NULL,
+      cost TEXT NOT NULL,
+      units INTEGER NOT NULL,
+      at INTEGER NOT NULL,
+      PRIMARY KEY (challenge_id, idempotency_key)
+    )`)
+  }
+
+  /** The channel's accounting, or undefined when this object never saw an open. */
+  async state(): Promise<ChannelAccount.ChannelAccount | undefined> {
+    return this.load()
+  }
+
+  /**
+   * Records a verified, broadcast open and accepts its first voucher. Opening a channel this object knows (a retried
+   * open) refreshes the chain state and accepts the voucher like any other.
+   */
+  async open(chain: ChainState, voucher: ChannelAccount.SignedVoucher, minDelta: bigint): Promise<Result<ChannelAccount.Accepted>> {
+    let account = this.load()
+    if (!account) {
+      // A new channel: nothing delivered yet, except what the chain already settled (sequential sessions).
+      account = {
+        ...chain,
+        status: 'open',
+        accepted: chain.settled,
+        acceptedSignature: undefined,
+        spent: chain.settled,
+        units: 0,
+      }
+    } else {
+      account = this.withChain(account, chain)
+    }
+    return this.run(account, () => {
+      const accepted = ChannelAccount.checkVoucher(account, voucher, minDelta)
+      if (accepted.status === 'accepted') this.accept(account, voucher)
+      this.save(account)
+      return accepted
+    })
+  }
+
+  /** Accepts a voucher and, atomically with it, charges for the work it pays for. */
+  async voucher(voucher: ChannelAccount.SignedVoucher, minDelta: bigint, charge?: Charge | undefined): Promise<Result<{ accepted: ChannelAccount.Accepted; duplicate: boolean }>> {
+    const account = this.load()
+    if (!account) return notFound()
+    // Two steps with no await between them: the voucher is kept even when it does not cover the charge.
+    const accepted = this.run(account, () => {
+      const result = ChannelAccount.checkVoucher(account, voucher, minDelta)
+      if (result.status === 'accepted') this.accept(account, voucher)
+      this.save(account)
+      return result
+    })
+    if (!accepted.ok || !charge) return accepted.ok ? { ...accepted, value: { accepted: accepted.value, duplicate: false } } : accepted
+    return this.run(account, () => {
+      const duplicate = this.applyCharge(account, charge)
+      this.save(account)
+      return { accepted: accepted.value, duplicate }
+    })
+  }
+
+  /** Charges for work out of the accepted vouchers; `duplicate` when this (challenge, key) was charged before. */
+  async charge(charge: Charge): Promise<Result<{ duplicate: boolean }>> {
+    const account = this.load()
+    if (!account) return notFound()
+    return this.run(account, () => {
+      const duplicate = this.applyCharge(account, charge)
+      this.save(account)
+      return { duplicate }
+    })
+  }
+
+  /** Gives back a charge whose work was not delivered (the handler failed before anything was sent). */
+  async refund(charge: Charge): Promise<Result<null>> {
+    const account = this.load()
+    if (!account) return notFound()
+    return this.run(account, () => {
+      if (account.spent - charge.cost < account.settled) return null // never below what the chain holds
+      account.spent -= charge.cost
+      account.units = Math.max(0, account.units - charge.units)
+      if (charge.idempotencyKey !== undefined) {
+        this.sql.exec('DELETE FROM charges WHERE challenge_id = ? AND idempotency_key = ?', charge.challengeId, charge.idempotencyKey)
+      }
+      this.save(account)
+      return null
+    })
+  }
+
+  /** Records a verified topUp: the new deposit, and the close request it cancelled. */
+  async topUp(chain: ChainState): Promise<Result<null>> {
+    const account = this.load()
+    if (!account) return notFound()
+    return this.run(account, () => {
+      this.save(this.withChain(account, chain))
+      return null
+    })
+  }
+
+  /**
+   * Starts a cooperative close: checks the close voucher, stops new work, and answers what to capture
+   * (`max(spent, settled)`) and the voucher to close with.
+   */
+  async beginClose(voucher: ChannelAccount.SignedVoucher): Promise<Result<{ capture: bigint; voucher: StoredVoucher }>> {
+    const account = this.load()
+    if (!account) return notFound()
+    return this.run(account, () => {
+      ChannelAccount.checkCloseVoucher(account, voucher)
+      if (voucher.cumulative > account.accepted) this.accept(account, voucher)
+      account.status = account.status === 'closed' ? 'closed' : 'closing'
+      this.save(account)
+      return { capture: ChannelAccount.captureAmount(account), voucher: { cumulative: voucher.cumulative, signature: voucher.signature } }
+    })
+  }
+
+  /** The close transaction did not go through: the channel serves again. */
+  async abortClose(): Promise<void> {
+    const account = this.load()
+    if (account?.status !== 'closing') return
+    account.status = 'open'
+    this.save(account)
+  }
+
+  /** Records the mined close: the amount paid out and its transaction. */
+  async finishClose(settled: bigint, txHash: `0x${string}`): Promise<Result<null>> {
+    const account = this.load()
+    if (!account) return notFound()
+    account.status = 'closed'
+    if (settled > account.settled) account.settled = settled
+    this.save(account)
+    this.sql.exec('UPDATE channel SET close_tx = ? WHERE id = 1', txHash)
+    this.sql.exec('DELETE FROM vouchers')
+    this.wake()
+    return { ok: true, account, value: null }
+  }
+
+  /** Records an amount settled on chain; vouchers at or below it are no longer needed. */
+  async settled(settled: bigint): Promise<void> {
+    const account = this.load()
+    if (!account || settled <= account.settled) return
+    account.settled = settled
+    this.save(account)
+  }
+
+  /** The highest voucher whose cumulative amount does not exceed `spent`: what may be settled without capturing unconsumed funds. */
+  async settleable(): Promise<StoredVoucher | undefined> {
+    const account = this.load()
+    if (!account) return undefined
+    const row = this.sql
+      .exec<{ cumulative: string; signature: string }>(
+        'SELECT cumulative, signature FROM vouchers WHERE cumulative <= ? ORDER BY cumulative DESC LIMIT 1',
+        pad(account.spent),
+      )
+      .toArray()[0]
+    return row && { cumulative: BigInt(row.cumulative), signature: row.signature as `0x${string}` }
+  }
+
+  /**
+   * Waits until the accepted amount rises above `above` (a voucher arrived), the channel stops serving, or
+   * `timeoutMs` passes; answers the channel then. A paused stream waits here instead of polling.
+   */
+  async waitForVoucher(above: bigint, timeoutMs: number): Promise<ChannelAccount.ChannelAccount | undefined> {
+    const ready = (account: ChannelAccount.ChannelAccount | undefined) => !account || account.accepted > above || account.status !== 'open' || account.closeRequestedAt !== 0n
+    const now = this.load()
+    if (ready(now)) return now
+    await new Promise<void>((resolve) => {
+      const waiter = { above, resolve }
+      const timer = setTimeout(() => {
+        this.waiters.delete(waiter)
+        resolve()
+      }, Math.min(Math.max(0, timeoutMs), 120_000))
+      waiter.resolve = () => {
+        clearTimeout(timer)
+        this.waiters.delete(waiter)
+        resolve()
+      }
+      this.waiters.add(waiter)
+    })
+    return this.load()
+  }
+
+  private withChain(account: ChannelAccount.ChannelAccount, chain: ChainState): ChannelAccount.ChannelAccount {
+    // Chain amounts only grow; a stale read never lowers what an earlier read established.
+    if (chain.deposit > account.deposit) account.deposit = chain.deposit
+    if (chain.settled > account.settled) account.settled = chain.settled
+    account.closeRequestedAt = chain.closeRequestedAt
+    return account
+  }
+
+  private accept(account: ChannelAccount.ChannelAccount, voucher: ChannelAccount.SignedVoucher): void {
+    account.accepted = voucher.cumulative
+    account.acceptedSignature = voucher.signature
+    this.sql.exec(
+      'INSERT OR REPLACE INTO vouchers (cumulative, signature, accepted_at) VALUES (?, ?, ?)',
+      pad(voucher.cumulative),
+      voucher.signature,
+      Date.now(),
+    )
+  }
+
+  // Returns true when this (challenge, key) was charged before: nothing is counted twice.
+  private applyCharge(account: ChannelAccount.ChannelAccount, charge: Charge): boolean {
+    if (charge.idempotencyKey !== undefined) {
+      const seen = this.sql
+        .exec('SELECT 1 FROM charges WHERE challenge_id = ? AND idempotency_key = ?', charge.challengeId, charge.idempotencyKey)
+        .toArray()
+      if (seen.length > 0) return true
+    }
+    ChannelAccount.checkCharge(account, charge.cost)
+    account.spent += charge.cost
+    account.units += charge.units
+    // Vouchers below the highest one that spent covers can never be the best to settle: drop them.
+    this.sql.exec(
+      'DELETE FROM vouchers WHERE cumulative < (SELECT MAX(cumulative) FROM vouchers WHERE cumulative <= ?)',
+      pad(account.spent),
+    )
+    if (charge.idempotencyKey !== undefined) {
+      this.sql.exec(
+        'INSERT INTO charges (challenge_id, idempotency_key, cost, units, at) VALUES (?, ?, ?, ?, ?)',
+        charge.challengeId,
+        charge.idempotencyKey,
+        charge.cost.toString(),
+        charge.units,
+        Date.now(),
+      )
+    }
+    return false
+  }
+
+  // Runs one synchronous step; a session error becomes a failure result and nothing of the step is kept.
+  private run<T>(account: ChannelAccount.ChannelAccount, step: () => T): Result<T> {
+    try {
+      const value = this.ctx.storage.transactionSync(step)
+      this.wake()
+      return { ok: true, account, value }
+    } catch (error) {
+      if (error instanceof SessionError) return { ok: false, failure: ChannelAccount.toFailure(error) }
+      throw error
+    }
+  }
+
+  private wake(): void {
+    const account = this.load()
+    for (const waiter of [...this.waiters]) {
+      if (!account || account.accepted > waiter.above || account.status !== 'open' || account.closeRequestedAt !== 0n) waiter.resolve()
+    }
+  }
+
+  private load(): ChannelAccount.ChannelAccount | undefined {
+    const row = this.sql.exec<Row>('SELECT * FROM channel WHERE id = 1').toArray()[0]
+    if (!row) return undefined
+    return {
+      channelId: row.channel_id as `0x${string}`,
+      chainId: row.chain_id,
+      escrow: row.escrow as `0x${string}`,
+      descriptor: JSON.parse(row.descriptor) as Descriptor,
+      deposit: BigInt(row.deposit),
+      settled: BigInt(row.settled),
+      closeRequestedAt: BigInt(row.close_requested_at),
+      status: row.status,
+      accepted: BigInt(row.accepted),
+      acceptedSignature: (row.accepted_signature ?? undefined) as `0x${string}` | undefined,
+      spent: BigInt(row.spent),
+      units: row.units,
+    }
+  }
+
+  private save(account: ChannelAccount.ChannelAccount): void {
+    this.sql.exec(
+      `INSERT INTO channel (id, channel_id, chain_id, escrow, descriptor, deposit, settled, close_requested_at, status, accepted, accepted_signature, spent, units, updated_at)
+       VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET deposit = excluded.deposit, settled = excluded.settled, close_requested_at = excluded.close_requested_at,
+         status = excluded.status, accepted = excluded.accepted, accepted_signature = excluded.accepted_signature, spent = excluded.spent,
+         units = excluded.units, updated_at = excluded.updated_at`,
+      account.channelId,
+      account.chainId,
+      account.escrow,
+      JSON.stringify(account.descriptor),
+      account.deposit.toString(),
+      account.settled.toString(),
+      account.closeRequestedAt.toString(),
+      account.status,
+      account.accepted.toString(),
+      account.acceptedSignature ?? null,
+      account.spent.toString(),
+      account.units,
+      Date.now(),
+    )
+  }
+}
+
+function notFound(): { ok: false; failure: ChannelAccount.Failure } {
+  return { ok: false, failure: ChannelAccount.toFailure(new ChannelNotFoundError({ detail: 'this server has no open channel with this id' })) }
+}
