@@ -1,2 +1,3 @@
 /** @module Hono middleware. */
 export { payment, type PaymentInfo, type PaymentOptions, type PriceInput } from './payment.js'
+export { type SessionInfo, type SessionOptions, type SessionRoute, type StreamSession, meteredStream, voucherWaitMs } from './session.js'

@@ -8,6 +8,7 @@ import type { ReplayStore } from '../core/ReplayStore.js'
 import * as Server from '../core/Server.js'
 import type { Idempotency } from '../storage/idempotency.js'
 import * as Delivery from './delivery.js'
+import { type SessionOptions, type SessionRoute, sessionRoute } from './session.js'
 
 /** What a paid handler can read with `c.get('payment')`. */
 export type PaymentInfo = {
@@ -28,6 +29,8 @@ export type PaymentOptions<E extends Env = Env> = Server.Config & {
   store: (c: Context<E>) => ReplayStore
   /** Where paid responses are kept for `Idempotency-Key` retries; without it the header is ignored. */
   idempotency?: ((c: Context<E>) => Idempotency) | undefined
+  /** Payment channels for `pay.session` routes: the session method and where channels live. */
+  session?: SessionOptions<E> | undefined
 }
 
 /** A price, fixed or computed per request. */
@@ -75,6 +78,16 @@ export function payment<E extends Env = Env>(options: PaymentOptions<E>) {
         }
         return settle(server, options, c, offers, next)
       }
+    },
+    /**
+     * Middleware for a session-priced route: `amount` per unit, paid with vouchers on a payment channel; the handler
+     * charges units with `c.get('session').charge(n)` or streams with `c.get('session').sse(…)`. Mount it for the
+     * methods vouchers arrive with too (`app.on(['GET', 'POST', 'HEAD'], path, …)`).
+     * @example
+     * app.on(['GET', 'POST', 'HEAD'], '/chat', pay.session({ amount: '0.00001', unitType: 'llm_token', upfrontUnits: 0 }), handler)
+     */
+    session(route: SessionRoute): MiddlewareHandler<E> {
+      return sessionRoute(server, options, route)
     },
   }
 }

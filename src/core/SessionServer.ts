@@ -1,0 +1,449 @@
+/**
+ * @module Framework-free handling of a request to a session-priced resource (draft-tempo-session-00, "Verification
+ * Procedure", "Server-Side Accounting"): challenges, the open/topUp/voucher/close actions, management answers, and
+ * the meter a handler charges units with.
+ */
+import * as v from 'valibot'
+import * as Challenge from './Challenge.js'
+import * as ChannelAccount from './ChannelAccount.js'
+import type { Channel, ChannelStore, Charge } from './ChannelStore.js'
+import * as Credential from './Credential.js'
+import { canonicalJson, decodeObject, encodeBytes } from './Encoding.js'
+import {
+  BadRequestError,
+  ChallengeNotFoundError,
+  ChannelNotFoundError,
+  InvalidChallengeError,
+  MalformedCredentialError,
+  MethodUnsupportedError,
+  PaymentRequiredError,
+  PaymentUnavailableError,
+  SessionError,
+  SignerMismatchError,
+  isPaymentError,
+  type PaymentError,
+} from './Errors.js'
+import type { Method } from './Method.js'
+import * as Receipt from './Receipt.js'
+import type { ReplayStore } from './ReplayStore.js'
+import * as Server from './Server.js'
+import * as Session from './Session.js'
+import type { SessionMethod } from './SessionMethod.js'
+
+/** A session-priced resource: the method, the request its challenges carry, and what one request costs up front. */
+export type SessionOffer = {
+  method: SessionMethod
+  request: Session.Request
+  description?: string | undefined
+  /** Units charged before the handler runs, for each content request (default 1; 0 for purely metered routes). */
+  upfrontUnits: number
+  /** Challenge lifetime in seconds; a challenge carries any number of voucher-paid requests until then. */
+  ttlSeconds: number
+}
+
+/** Where state lives for one request. */
+export type SessionStores = {
+  channels: ChannelStore
+  /** Single use of open and topUp transaction hashes. */
+  replay: ReplayStore
+}
+
+/** A content request that may be served: charge units through `meter`, then attach `meter.receipt()`. */
+export type Serve = {
+  type: 'serve'
+  challenge: Challenge.Challenge
+  channelId: `0x${string}`
+  meter: Meter
+}
+
+/** A retry of a request already charged under this challenge and Idempotency-Key: replay its stored response. */
+export type Replay = { type: 'replay'; challengeId: string; idempotencyKey: string; channelId: `0x${string}` }
+
+/** What `handle` decided. */
+export type SessionOutcome = Serve | Replay | { type: 'response'; response: Response; error?: PaymentError | undefined }
+
+/**
+ * Charges the units of one request out of its channel, and gives them back when the work is not delivered.
+ * Every charge is recorded durably before it resolves, so spent never trails what was served.
+ */
+export type Meter = {
+  channelId: `0x${string}`
+  challengeId: string
+  /** Price of one unit, base units. */
+  price: bigint
+  /** Units charged by this request so far. */
+  readonly units: number
+  /** The channel as last seen. */
+  readonly account: ChannelAccount.ChannelAccount
+  /** Charges `units` more; throws InsufficientBalanceError (or ChannelFinalizedError) when the vouchers do not cover them. */
+  charge: (units?: number) => Promise<void>
+  /** Waits up to `timeoutMs` for a voucher raising the accepted amount; true when one arrived. */
+  waitForVoucher: (timeoutMs: number) => Promise<boolean>
+  /** Gives back everything this request charged (the work was not delivered). */
+  refund: () => Promise<void>
+  /** A receipt with the channel's current state and this request's units. */
+  receipt: () => Session.SessionReceipt
+  /** The `Payment-Session` and `Payment-Session-Snapshot` headers for a response. */
+  headers: (headers: Headers) => void
+}
+
+/**
+ * Handles one request against a session offer.
+ * @example
+ * const outcome = await SessionServer.handle(server, request, offer, { channels, replay })
+ * if (outcome.type === 'response') return outcome.response
+ */
+export async function handle(server: Server.Server, request: Request, offer: SessionOffer, stores: SessionStores, now = new Date()): Promise<SessionOutcome> {
+  const url = new URL(request.url)
+  const route = `${request.method} ${url.pathname}`
+  const context: Context = { server, request, offer, route, now, stores }
+  if (url.protocol !== 'https:' && !Server.isLoopback(url.hostname)) return answer(context, new BadRequestError({ detail: 'payment requires HTTPS' }))
+
+  let credential: Credential.Credential | undefined
+  try {
+    credential = Credential.fromHeader(request.headers.get('authorization'))
+  } catch (error) {
+    if (error instanceof Credential.MultipleCredentialsError) return answer(context, new BadRequestError({ detail: 'send exactly one Payment credential' }))
+    return answer(context, new MalformedCredentialError({ detail: (error as Error).message }))
+  }
+  if (!credential) return answer(context, new PaymentRequiredError({ detail: 'Payment is required.' }))
+
+  try {
+    return await verify(context, credential)
+  } catch (error) {
+    if (!isPaymentError(error)) throw error
+    server.emit({ type: 'failed', route, method: credential.challenge.method, challengeId: credential.challenge.id, problem: error.problem, detail: error.detail })
+    const channelId = typeof credential.payload.channelId === 'string' && /^0x[0-9a-fA-F]{64}$/.test(credential.payload.channelId) ? credential.payload.channelId.toLowerCase() : undefined
+    return answer(context, error, error instanceof ChallengeNotFoundError ? channelId : undefined)
+  }
+}
+
+type Answering = { server: Server.Server; request: Request; offer: SessionOffer; route: string; now: Date }
+type Context = Answering & { stores: SessionStores }
+
+async function verify(context: Context, credential: Credential.Credential): Promise<SessionOutcome> {
+  const { server, offer, route, now, stores } = context
+  const echoed = credential.challenge
+  if (echoed.realm !== server.realm || !(await Challenge.verifyBinding(echoed, server.secrets))) {
+    throw new InvalidChallengeError({ detail: 'the challenge was not issued by this server' })
+  }
+  if (echoed.method !== offer.method.name || echoed.intent !== 'session') {
+    throw new MethodUnsupportedError({ detail: `${echoed.method}/${echoed.intent} is not accepted here` })
+  }
+  const request = echoedRequest(echoed)
+  // The request must be what this resource prices now; only the channel hint differs between payers.
+  if (!request || !sameOffer(request, offer.request) || scopedPath(echoed.opaque) !== new URL(context.request.url).pathname) {
+    throw new InvalidChallengeError({ detail: 'the challenge was issued for another resource or price' })
+  }
+  const payload = v.safeParse(Session.Payload, credential.payload)
+  if (!payload.success) throw new MalformedCredentialError({ detail: `invalid session payload: ${payload.issues[0].message}` })
+  const action = payload.output
+  const channelId = action.channelId
+  const expiresAt = echoed.expires ? Date.parse(echoed.expires) : Number.NaN
+  // draft-tempo-session-00, "TopUp Payload": an unknown or expired challenge is challenge-not-found; the fresh
+  // challenge names the channel, so the payer resumes it.
+  if (!Number.isFinite(expiresAt) || expiresAt <= now.getTime()) {
+    throw new ChallengeNotFoundError({ channelId, detail: 'the session challenge has expired' })
+  }
+  offer.method.checkDescriptor(action, request)
+  const challenge: Challenge.Challenge = { ...echoed, request: request as unknown as Record<string, unknown> }
+  const channel = stores.channels.channel(channelId)
+  const minDelta = BigInt(request.methodDetails.minVoucherDelta ?? '0')
+  const funding = {
+    challenge,
+    request,
+    now,
+    claimReference: async (reference: string) => {
+      const key = `${offer.method.name}-session:${await sha256(reference.toLowerCase())}`
+      if (!(await storeCall(() => stores.replay.claimReference(key, echoed.id)))) {
+        throw new InvalidChallengeError({ detail: 'this transaction already funded another session challenge' })
+      }
+    },
+  }
+  const content = isContentRequest(context.request)
+  const idempotencyKey = content ? validKey(context.request.headers.get('idempotency-key')) : undefined
+  const upfront = (units: number): Charge | undefined =>
+    units > 0 ? { cost: BigInt(units) * BigInt(request.amount), units, challengeId: echoed.id, idempotencyKey } : undefined
+
+  switch (action.action) {
+    case 'open': {
+      // The first voucher is checked before the open is broadcast: a bad one must not leave a channel we never recorded.
+      const signer = await offer.method.recoverVoucher({ channelId, cumulativeAmount: BigInt(action.cumulativeAmount), signature: action.signature }, request)
+      if (signer !== ChannelAccount.expectedSigner(action.descriptor)) {
+        throw new SignerMismatchError({ channelId, detail: 'the first voucher is not signed by the channel signer' })
+      }
+      const chain = await offer.method.open(action, funding)
+      const opened = expect(await channel.open(chain, { cumulative: BigInt(action.cumulativeAmount), signature: action.signature, signer }, minDelta), channelId)
+      await stores.channels.indexPayer(action.descriptor.payer, channelId).catch(() => {})
+      server.emit({ type: 'paid', route, method: offer.method.name, challengeId: echoed.id, reference: channelId })
+      if (!content) return management(opened.account, echoed.id, request, 204)
+      return serve(challenge, channel, opened.account, upfront(offer.upfrontUnits), idempotencyKey)
+    }
+    case 'voucher': {
+      const cumulative = BigInt(action.cumulativeAmount)
+      const signer = await offer.method.recoverVoucher({ channelId, cumulativeAmount: cumulative, signature: action.signature }, request)
+      const voucher = { cumulative, signature: action.signature, signer }
+      if (!content) return management(expect(await channel.voucher(voucher, minDelta), channelId).account, echoed.id, request, 204)
+      const charge = upfront(offer.upfrontUnits)
+      const accepted = expect(await channel.voucher(voucher, minDelta, charge), channelId)
+      if (accepted.value.duplicate && idempotencyKey) return { type: 'replay', challengeId: echoed.id, idempotencyKey, channelId }
+      return served(challenge, channel, accepted.account, charge)
+    }
+    case 'topUp': {
+      const account = await channel.state()
+      if (!account) throw new ChannelNotFoundError({ channelId, detail: 'this server has no open channel with this id' })
+      const chain = await offer.method.topUp(action, account, funding)
+      return management(expect(await channel.topUp(chain), channelId).account, echoed.id, request, 204)
+    }
+    case 'close': {
+      const cumulative = BigInt(action.cumulativeAmount)
+      const signer = await offer.method.recoverVoucher({ channelId, cumulativeAmount: cumulative, signature: action.signature }, request)
+      const begun = expect(await channel.beginClose({ cumulative, signature: action.signature, signer }), channelId)
+      if (begun.account.status === 'closed') return management(begun.account, echoed.id, request, 200)
+      let closed: { txHash: `0x${string}`; settled: bigint }
+      try {
+        closed = await offer.method.close(begun.account, begun.value.voucher, begun.value.capture)
+      } catch (error) {
+        // Not closed on chain: the channel serves again and the payer may retry the close.
+        await channel.abortClose().catch(() => {})
+        throw error
+      }
+      const final = expect(await channel.finishClose(closed.settled, closed.txHash), channelId)
+      server.emit({ type: 'paid', route, method: offer.method.name, challengeId: echoed.id, reference: closed.txHash })
+      return management(final.account, echoed.id, request, 200, closed.txHash)
+    }
+  }
+}
+
+async function serve(
+  challenge: Challenge.Challenge,
+  channel: Channel,
+  account: ChannelAccount.ChannelAccount,
+  charge: Charge | undefined,
+  idempotencyKey: string | undefined,
+): Promise<SessionOutcome> {
+  if (!charge) {
+    ChannelAccount.assertServing(account)
+    return served(challenge, channel, account, undefined)
+  }
+  const charged = expect(await channel.charge(charge), account.channelId)
+  if (charged.value.duplicate && idempotencyKey) return { type: 'replay', challengeId: challenge.id, idempotencyKey, channelId: account.channelId }
+  return served(challenge, channel, charged.account, charge)
+}
+
+function served(challenge: Challenge.Challenge, channel: Channel, account: ChannelAccount.ChannelAccount, upfront: Charge | undefined): Serve {
+  const request = challenge.request as unknown as Session.Request
+  const price = BigInt(request.amount)
+  let latest = account
+  let units = upfront?.units ?? 0
+  const charges: Charge[] = upfront ? [upfront] : []
+  const meter: Meter = {
+    channelId: account.channelId,
+    challengeId: challenge.id,
+    price,
+    get units() {
+      return units
+    },
+    get account() {
+      return latest
+    },
+    async charge(n = 1) {
+      if (!Number.isSafeInteger(n) || n < 0) throw new RangeError('units must be a non-negative whole number')
+      if (n === 0) return
+      const charge = { cost: BigInt(n) * price, units: n, challengeId: challenge.id }
+      const result = await channel.charge(charge)
+      if (!result.ok) throw ChannelAccount.fromFailure(result.failure, account.channelId)
+      latest = result.account
+      units += n
+      charges.push(charge)
+    },
+    async waitForVoucher(timeoutMs) {
+      const before = latest.accepted
+      const after = await channel.waitForVoucher(before, timeoutMs)
+      if (after) latest = after
+      return latest.accepted > before
+    },
+    async refund() {
+      while (charges.length > 0) {
+        const charge = charges.pop()!
+        const result = await channel.refund(charge)
+        if (result.ok) latest = result.account
+        units -= charge.units
+      }
+    },
+    receipt: () =>
+      Session.receipt({ challengeId: challenge.id, channelId: latest.channelId, acceptedCumulative: latest.accepted, spent: latest.spent, units }),
+    headers: (headers) => sessionHeaders(headers, latest, request, latest.spent + price),
+  }
+  return { type: 'serve', challenge, channelId: account.channelId, meter }
+}
+
+/** A management answer: the channel advanced, no content served. */
+function management(
+  account: ChannelAccount.ChannelAccount,
+  challengeId: string,
+  request: Session.Request,
+  status: 200 | 204,
+  txHash?: `0x${string}` | undefined,
+): SessionOutcome {
+  const receipt = Session.receipt({ challengeId, channelId: account.channelId, acceptedCumulative: account.accepted, spent: account.spent, txHash })
+  const headers = new Headers({ 'cache-control': 'private, no-store', 'payment-receipt': Receipt.serialize(receipt) })
+  sessionHeaders(headers, account, request, account.spent + BigInt(request.amount))
+  if (status === 204) return { type: 'response', response: new Response(null, { status, headers }) }
+  headers.set('content-type', 'application/json')
+  return { type: 'response', response: new Response(JSON.stringify(receipt), { status, headers }) }
+}
+
+/**
+ * Sets `Payment-Session` (the channel id) and `Payment-Session-Snapshot` (the channel's state) on a response
+ * (draft-tempo-session-00, "Session Snapshot").
+ * @example
+ * SessionServer.sessionHeaders(headers, account, request, account.spent + 25n)
+ */
+export function sessionHeaders(headers: Headers, account: ChannelAccount.ChannelAccount, request: Session.Request, requiredCumulative: bigint): void {
+  headers.set(Session.sessionHeader, account.channelId)
+  headers.set(Session.snapshotHeader, Session.serializeSnapshot(snapshotOf(account, requiredCumulative)))
+  void request
+}
+
+/**
+ * The snapshot of a channel.
+ * @example
+ * SessionServer.snapshotOf(account, account.spent + 25n)
+ */
+export function snapshotOf(account: ChannelAccount.ChannelAccount, requiredCumulative: bigint): Session.Snapshot {
+  return {
+    acceptedCumulative: account.accepted.toString(),
+    chainId: account.chainId,
+    channelId: account.channelId,
+    ...(account.closeRequestedAt !== 0n ? { closeRequestedAt: account.closeRequestedAt.toString() } : {}),
+    deposit: account.deposit.toString(),
+    descriptor: account.descriptor,
+    escrow: account.escrow,
+    requiredCumulative: requiredCumulative.toString(),
+    settled: account.settled.toString(),
+    spent: account.spent.toString(),
+    units: account.units,
+  }
+}
+
+/**
+ * Whether a request with a session credential asks for content (runs the handler) or only advances the channel:
+ * `HEAD`, and a `POST` with no body, are management requests (mppx's session client posts mid-stream vouchers to
+ * the stream's URI, query included, with no body). `topUp` and `close` are always management.
+ * @example
+ * SessionServer.isContentRequest(new Request(url, { method: 'POST' })) // false
+ */
+export function isContentRequest(request: Request): boolean {
+  if (request.method === 'HEAD') return false
+  if (request.method !== 'POST') return true
+  const length = request.headers.get('content-length')
+  if (length !== null) return length !== '0'
+  return request.headers.has('transfer-encoding') || request.headers.has('content-type')
+}
+
+/**
+ * Builds the challenges of a session offer, resuming `channelId` when given.
+ * @example
+ * const [challenge] = await SessionServer.challenges(server, request, offer, channelId)
+ */
+export async function challenges(server: Server.Server, request: Request, offer: SessionOffer, channelId?: string | undefined, now = new Date()): Promise<Challenge.Challenge[]> {
+  const details = { ...offer.request.methodDetails, ...(channelId ? { channelId: channelId as `0x${string}` } : {}) }
+  const sessionRequest: Session.Request = { ...offer.request, methodDetails: details }
+  if (channelId) delete (sessionRequest as { suggestedDeposit?: string }).suggestedDeposit
+  const asOffer: Server.Offer = {
+    method: { name: offer.method.name } as Method<any, any>,
+    intent: 'session',
+    request: sessionRequest as unknown as Record<string, unknown>,
+    description: offer.description,
+  }
+  return Server.challenges({ ...server, ttlSeconds: offer.ttlSeconds }, request, [asOffer], now)
+}
+
+async function answer(context: Answering, error: PaymentError, channelId?: string | undefined): Promise<SessionOutcome> {
+  // Core spec: every 402 carries a fresh challenge; a gone channel (410) gets one too, for a new channel.
+  const challenged = (error.challenge || error instanceof SessionError) && !(error instanceof BadRequestError)
+  const headers = new Headers({ 'content-type': 'application/problem+json', 'cache-control': 'no-store' })
+  if (error.retryAfter !== undefined) headers.set('retry-after', String(error.retryAfter))
+  let challengeId: string | undefined
+  if (challenged) {
+    try {
+      const list = await challenges(context.server, context.request, context.offer, channelId, context.now)
+      for (const challenge of list) {
+        headers.append('www-authenticate', Challenge.serialize(challenge))
+        context.server.emit({ type: 'challenge', route: context.route, method: challenge.method, challengeId: challenge.id })
+      }
+      challengeId = list[0]?.id
+    } catch (cause) {
+      if (!isPaymentError(cause)) throw cause
+      return { type: 'response', response: Server.problemResponse(cause), error: cause }
+    }
+  }
+  const body = error.toProblem(challengeId ? { challengeId } : {})
+  return { type: 'response', response: new Response(JSON.stringify(body), { status: error.status, headers }), error }
+}
+
+/**
+ * The answer to a session failure on the protected resource: the problem, with a fresh challenge.
+ * @example
+ * return SessionServer.problem(server, request, offer, new InsufficientBalanceError({ channelId, requiredTopUp: 5n }))
+ */
+export async function problem(server: Server.Server, request: Request, offer: SessionOffer, error: PaymentError): Promise<Response> {
+  const channelId = error instanceof SessionError ? error.channelId : undefined
+  const outcome = await answer({ server, request, offer, route: `${request.method} ${new URL(request.url).pathname}`, now: new Date() }, error, channelId)
+  return (outcome as { response: Response }).response
+}
+
+function expect<T>(result: { ok: true; account: ChannelAccount.ChannelAccount; value: T } | { ok: false; failure: ChannelAccount.Failure }, channelId: string) {
+  if (!result.ok) throw ChannelAccount.fromFailure(result.failure, channelId)
+  return result
+}
+
+function echoedRequest(echoed: Challenge.Echoed): Session.Request | undefined {
+  try {
+    const parsed = v.safeParse(Session.Request, decodeObject(echoed.request))
+    return parsed.success ? parsed.output : undefined
+  } catch {
+    return undefined
+  }
+}
+
+// Equal apart from the per-payer hints: the resumed channel id, its snapshot, and the new-channel deposit hint.
+function sameOffer(echoed: Session.Request, offered: Session.Request): boolean {
+  const strip = (r: Session.Request) => {
+    const { channelId: _c, sessionSnapshot: _s, ...details } = r.methodDetails
+    const { suggestedDeposit: _d, ...rest } = r
+    return canonicalJson({ ...rest, methodDetails: details })
+  }
+  return strip(echoed) === strip(offered)
+}
+
+// The path a challenge's opaque scope names. A session challenge pays for any method on its resource (vouchers
+// arrive as POST or HEAD on the URI of a GET stream).
+function scopedPath(opaque: string | undefined): string | undefined {
+  if (!opaque) return undefined
+  try {
+    const scope = decodeObject(opaque)
+    if (typeof scope.route !== 'string' || typeof scope.nonce !== 'string') return undefined
+    return scope.route.slice(scope.route.indexOf(' ') + 1)
+  } catch {
+    return undefined
+  }
+}
+
+function validKey(key: string | null): string | undefined {
+  return key && key.length <= 255 ? key : undefined
+}
+
+async function sha256(text: string): Promise<string> {
+  return encodeBytes(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text))))
+}
+
+async function storeCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (error) {
+    if (isPaymentError(error)) throw error
+    throw new PaymentUnavailableError({ detail: 'replay protection is unavailable', retryAfter: 1, cause: error })
+  }
+}
