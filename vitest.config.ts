@@ -52,6 +52,7 @@ export default defineConfig({
               bindings: {
                 MPP_SECRET_KEY: 'gateway-test-secret-0123456789abcdef',
                 STRIPE_SECRET_KEY: 'sk_test_mppedgeLocalServer0123456789',
+                MPP_OPERATOR_SECRET: 'operator-test-secret-0123456789',
                 STRIPE_API_BASE: stripeUrl,
                 TEMPO_RPC_URL: anvilUrl,
                 TEST_TEMPO_RPC_URL: anvilUrl,

@@ -15,7 +15,10 @@ import {
 import type { Method } from '../core/Method.js'
 import type { ReplayStore } from '../core/ReplayStore.js'
 import * as Server from '../core/Server.js'
+import { listChannels } from '../middleware/channels.js'
 import * as Delivery from '../middleware/delivery.js'
+import type { ChannelState } from '../storage/ChannelState.js'
+import type { PayerChannels } from '../storage/PayerChannels.js'
 import { idempotencyStore, type Idempotency } from '../storage/idempotency.js'
 import { replayStore } from '../storage/replay-store.js'
 import { recorder, type Recorder } from './events.js'
@@ -63,7 +66,7 @@ type Priced = {
  * @example
  * if (url.pathname === reservedPaths.health) return health()
  */
-export const reservedPaths = { health: '/__mpp/health', openapi: '/openapi.json', prefix: '/__mpp/' }
+export const reservedPaths = { health: '/__mpp/health', channels: '/__mpp/channels', openapi: '/openapi.json', prefix: '/__mpp/' }
 
 /**
  * Builds a gateway. Everything that can be checked is checked here, once per isolate: settings, the
@@ -110,6 +113,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (method !== method.toUpperCase()) return Server.problemResponse(new BadRequestError({ detail: 'the HTTP method must be uppercase' }))
     if (path.startsWith(reservedPaths.prefix)) {
       if (path === reservedPaths.health && (method === 'GET' || method === 'HEAD')) return health(table, methods)
+      if (path === reservedPaths.channels && method === 'GET') {
+        const env = options.env as GatewayEnv & { CHANNEL_STATE?: DurableObjectNamespace<ChannelState>; PAYER_CHANNELS?: DurableObjectNamespace<PayerChannels> }
+        return listChannels(request, { secret: text(env.MPP_OPERATOR_SECRET), channels: env.CHANNEL_STATE, payers: env.PAYER_CHANNELS })
+      }
       return Server.problemResponse(new BadRequestError({ detail: `${reservedPaths.prefix} is reserved for the gateway` }))
     }
     if (path === reservedPaths.openapi && (method === 'GET' || method === 'HEAD')) {
@@ -312,4 +319,9 @@ function discoveryResponse(document: string, method: string): Response {
   // Payment Discovery draft, "Caching" (5 minutes) and "Cross-Origin Requests".
   const headers = { 'content-type': 'application/json', 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' }
   return new Response(method === 'HEAD' ? null : document, { headers })
+}
+
+// A configured string secret, or undefined.
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value : undefined
 }

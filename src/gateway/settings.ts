@@ -21,6 +21,7 @@ export type GatewayEnv = Partial<Cloudflare.Env> & {
   // `npm run types`; below are the secrets and the optional bindings wrangler.toml leaves commented out.
   MPP_SECRET_KEY?: string
   MPP_PREVIOUS_SECRETS?: string
+  MPP_OPERATOR_SECRET?: string
   ORIGIN?: Fetcher
   CHALLENGE_RATE_LIMITER?: RateLimitBinding
   VERIFY_RATE_LIMITER?: RateLimitBinding

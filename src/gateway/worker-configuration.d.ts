@@ -15,6 +15,8 @@ declare namespace Cloudflare {
 		IDEMPOTENCY_CACHE: DurableObjectNamespace<import("./index").IdempotencyCache>;
 		RATE_COUNTER: DurableObjectNamespace<import("./index").RateCounter>;
 		SPONSOR_GATE: DurableObjectNamespace<import("./index").SponsorGate>;
+		CHANNEL_STATE: DurableObjectNamespace<import("./index").ChannelState>;
+		PAYER_CHANNELS: DurableObjectNamespace<import("./index").PayerChannels>;
 	}
 }
 interface Env extends Cloudflare.Env {}
