@@ -4,6 +4,7 @@ import * as ChannelAccount from '../core/ChannelAccount.js'
 import { ChannelNotFoundError, SessionError } from '../core/Errors.js'
 import type { ChainState, Charge, Channel, Result, StoredVoucher } from '../core/ChannelStore.js'
 import type { Descriptor } from '../core/Session.js'
+import type { SessionMethod } from '../core/SessionMethod.js'
 
 export type { ChainState, Charge, Result, StoredVoucher }
 
@@ -26,13 +27,28 @@ type Row = {
 const pad = (amount: bigint) => amount.toString().padStart(29, '0')
 
 /**
+ * How often an open channel's alarm settles what was consumed and reads its close-request time from the chain: every
+ * 5 minutes, a third of the escrow's 15-minute close grace period, so a forced close is noticed and settled in time.
+ * @example
+ * await ctx.storage.setAlarm(Date.now() + settleIntervalMs)
+ */
+export const settleIntervalMs = 5 * 60_000
+
+/** What one alarm did. */
+export type AlarmReport = { closeRequestedAt: bigint; settled?: { txHash: `0x${string}`; amount: bigint } | undefined }
+
+/**
  * One channel per object (`idFromName(channelId)`), in SQLite. Every RPC method reads and writes without awaiting
  * in between, so voucher acceptance and balance deduction are serialized per channel, and each write is durable
  * before its caller gets an answer (the output gate holds it). The voucher path makes no network call: chain state
  * arrives with open, topUp and close. See docs/storage-schema.md.
+ *
+ * Settlement runs in the alarm, which needs the chain: a deployment subclasses this class and returns its session
+ * method from `settlement()` (the base class keeps accounting only, and its alarm does nothing).
  * @example
  * const channel = env.CHANNEL_STATE.get(env.CHANNEL_STATE.idFromName(channelId))
  * const result = await channel.voucher(voucher, 0n, { cost: 25n, units: 1, challengeId })
+ * // In the worker: export class ChannelState extends BaseChannelState { settlement() { return tempoSession({ … }) } }
  */
 export class ChannelState extends DurableObject implements Channel {
   private readonly sql: SqlStorage
@@ -97,12 +113,73 @@ export class ChannelState extends DurableObject implements Channel {
     } else {
       account = this.withChain(account, chain)
     }
-    return this.run(account, () => {
+    const result = this.run(account, () => {
       const accepted = ChannelAccount.checkVoucher(account, voucher, minDelta)
       if (accepted.status === 'accepted') this.accept(account, voucher)
       this.save(account)
       return accepted
     })
+    if (result.ok && this.settlement()) await this.scheduleAlarm(Date.now() + settleIntervalMs)
+    return result
+  }
+
+  /**
+   * The session method the alarm settles and watches with; undefined (the default) disables settlement.
+   * Subclasses return their configured method (built from `this.env`).
+   */
+  protected settlement(): SessionMethod | undefined {
+    return undefined
+  }
+
+  /**
+   * Periodic work of an open channel: reads the close-request time (and deposit) from the chain, and settles the
+   * highest voucher whose cumulative amount does not exceed `spent`, when it is above what is settled. Once the
+   * payer requested a forced close, no new work is served (vouchers and charges are refused) and what was consumed
+   * is settled before the grace period ends. Reschedules itself while the channel is open.
+   */
+  override async alarm(): Promise<void> {
+    await this.settleNow()
+  }
+
+  /** Runs the alarm's work now and reports it (the alarm calls it; tests and operators may too). */
+  async settleNow(): Promise<AlarmReport | undefined> {
+    const method = this.settlement()
+    let account = this.load()
+    if (!method || !account || account.status === 'closed') return undefined
+    const report: AlarmReport = { closeRequestedAt: account.closeRequestedAt }
+    try {
+      if (method.read) {
+        const chain = await method.read(account)
+        account = this.load()!
+        if (chain.deposit === 0n && account.status !== 'closed') {
+          // The escrow deleted the channel (closed or withdrawn): nothing more can be served or settled.
+          account.status = 'closed'
+          this.save(account)
+          this.wake()
+          return report
+        }
+        this.save(this.withChain(account, { ...account, ...chain }))
+        this.wake()
+        report.closeRequestedAt = chain.closeRequestedAt
+      }
+      const voucher = await this.settleable()
+      account = this.load()!
+      if (voucher && voucher.cumulative > account.settled && account.status === 'open') {
+        const settled = await method.settle?.(account, voucher)
+        if (settled) {
+          await this.settled(settled.settled)
+          report.settled = { txHash: settled.txHash, amount: settled.settled }
+        }
+      }
+    } finally {
+      if (this.load()?.status !== 'closed') await this.scheduleAlarm(Date.now() + settleIntervalMs)
+    }
+    return report
+  }
+
+  private async scheduleAlarm(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm()
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at)
   }
 
   /** Accepts a voucher and, atomically with it, charges for the work it pays for. */
