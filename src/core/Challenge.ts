@@ -15,7 +15,7 @@ export type Challenge = {
   digest?: string | undefined
   description?: string | undefined
   opaque?: string | undefined
-  /** A non-default credential header name, bound into the id (conformance vectors). */
+  /** The request header the credential goes in when it is not `Authorization`; bound into the id. */
   header?: string | undefined
 }
 
@@ -49,8 +49,40 @@ export const maxHeaderLength = 64 * 1024
 
 const methodId = /^[a-z]+$/
 const intentId = /^[A-Za-z0-9-]+$/
-// An HTTP field name (RFC 9110 §5.1: a token).
-const headerName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/**
+ * The alternate credential header a challenge may name, for routes whose `Authorization` already carries the
+ * application's own credentials (a Bearer API key).
+ * @example
+ * headers.set(Challenge.paymentAuthorization, Credential.serialize(credential))
+ */
+export const paymentAuthorization = 'Payment-Authorization'
+
+/** The header that carries a Payment credential: the default `Authorization`, or `Payment-Authorization`. */
+export type CredentialHeader = 'Authorization' | typeof paymentAuthorization
+
+/**
+ * Whether a `header` parameter names a field the credential may go in. The list is closed (core spec, alternate
+ * credential header, mpp-specs #328): only `Payment-Authorization`, or `Authorization` spelled out, so a challenge
+ * can never steer a credential into `Host`, `Content-Length`, `Cookie` or `Proxy-Authorization`.
+ * @example
+ * Challenge.isCredentialHeader('Payment-Authorization') // true
+ * Challenge.isCredentialHeader('Proxy-Authorization') // false
+ */
+export function isCredentialHeader(header: string | undefined): boolean {
+  if (header === undefined) return true
+  const name = header.toLowerCase()
+  return name === 'authorization' || name === 'payment-authorization'
+}
+
+/**
+ * The header a client sends a challenge's credential in (field names compare case-insensitively).
+ * @example
+ * Challenge.credentialHeader({ ...challenge, header: 'Payment-Authorization' }) // 'Payment-Authorization'
+ */
+export function credentialHeader(challenge: Pick<Challenge, 'header'>): CredentialHeader {
+  return isDefaultHeader(challenge.header) ? 'Authorization' : paymentAuthorization
+}
 
 const EchoedSchema = v.object({
   id: v.pipe(v.string(), v.minLength(1)),
@@ -62,7 +94,7 @@ const EchoedSchema = v.object({
   digest: v.optional(v.string()),
   description: v.optional(v.string()),
   opaque: v.optional(v.string()),
-  header: v.optional(v.string()),
+  header: v.optional(v.pipe(v.string(), v.check((header: string) => isCredentialHeader(header), 'header must be Payment-Authorization'))),
 })
 
 /**
@@ -134,7 +166,7 @@ export function serialize(challenge: Challenge | Echoed): string {
   if (!challenge.id) throw new ChallengeFormatError('id must not be empty')
   if (!methodId.test(challenge.method)) throw new ChallengeFormatError('method must be lowercase a-z')
   if (!intentId.test(challenge.intent)) throw new ChallengeFormatError('intent must be a token')
-  if (challenge.header !== undefined && !headerName.test(challenge.header)) throw new ChallengeFormatError('header must be a field name')
+  if (!isCredentialHeader(challenge.header)) throw new ChallengeFormatError('header must be Payment-Authorization')
   try {
     return `Payment ${params
       .filter((p): p is [string, string] => p[1] !== undefined)
@@ -218,7 +250,8 @@ function fromParams(params: { name: string; value: string }[]): Challenge {
   if (!methodId.test(method)) throw new ChallengeParseError('method must be lowercase a-z')
   if (!intentId.test(intent)) throw new ChallengeParseError('intent must be a token')
   const header = seen.get('header')
-  if (header !== undefined && !headerName.test(header)) throw new ChallengeParseError('header must be a field name')
+  // A challenge naming any other field is refused, never followed (the allow-list is closed).
+  if (!isCredentialHeader(header)) throw new ChallengeParseError('header must be Payment-Authorization')
   let request
   try {
     request = decodeObject(requestWire)

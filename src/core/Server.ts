@@ -61,6 +61,11 @@ export type Config = {
   maxBodyBytes?: number | undefined
   /** Receives payment events. */
   onEvent?: ((event: Event) => void) | undefined
+  /**
+   * Where credentials are read from: `Authorization` (the default), or `Payment-Authorization` for routes whose
+   * `Authorization` carries the application's own credentials. Challenges name it, bound into their id.
+   */
+  credentialHeader?: Challenge.CredentialHeader | undefined
 }
 
 /** A configured server. */
@@ -71,6 +76,7 @@ export type Server = {
   ttlSeconds: number
   leaseMs: number
   maxBodyBytes: number
+  credentialHeader: Challenge.CredentialHeader
   emit: (event: Event) => void
 }
 
@@ -137,6 +143,7 @@ export function create(config: Config): Server {
   }
   const onEvent = config.onEvent
   return {
+    credentialHeader: checkedHeader(config.credentialHeader),
     realm: config.realm,
     secrets,
     methods,
@@ -152,6 +159,17 @@ export function create(config: Config): Server {
       }
     },
   }
+}
+
+/**
+ * Checks a configured credential header: `Authorization` or `Payment-Authorization`, nothing else.
+ * @example
+ * Server.checkedHeader('Payment-Authorization') // 'Payment-Authorization'
+ */
+export function checkedHeader(header: string | undefined, name = 'credentialHeader'): Challenge.CredentialHeader {
+  if (header === undefined) return 'Authorization'
+  if (!Challenge.isCredentialHeader(header)) throw new ConfigError(`${name} must be "Payment-Authorization" (or "Authorization", the default)`)
+  return Challenge.credentialHeader({ header })
 }
 
 function positiveInteger(value: number, name: string, min: number, max: number): number {
@@ -205,12 +223,13 @@ export async function handle(
   server: Server,
   request: Request,
   offers: readonly Offer[],
-  options: { store: ReplayStore; now?: Date | undefined },
+  options: { store: ReplayStore; now?: Date | undefined; credentialHeader?: Challenge.CredentialHeader | undefined },
 ): Promise<Outcome> {
   const now = options.now ?? new Date()
   const url = new URL(request.url)
   const route = `${request.method} ${url.pathname}`
-  const context = { server, request, offers, route, now }
+  const header = options.credentialHeader ?? server.credentialHeader
+  const context = { server, request, offers, route, now, header }
 
   // Core spec, "Security Considerations": no challenges over plain HTTP. Loopback is local development.
   if (url.protocol !== 'https:' && !isLoopback(url.hostname)) {
@@ -219,7 +238,8 @@ export async function handle(
 
   let credential: Credential.Credential | undefined
   try {
-    credential = Credential.fromHeader(request.headers.get('authorization'))
+    // Only the header the route's challenges name is read: a credential in another one is not looked at.
+    credential = Credential.fromHeader(request.headers.get(header))
   } catch (error) {
     if (error instanceof Credential.MultipleCredentialsError) {
       return answer(context, new BadRequestError({ detail: 'send exactly one Payment credential' }))
@@ -227,7 +247,11 @@ export async function handle(
     return answer(context, new MalformedCredentialError({ detail: (error as Error).message }))
   }
   // Through `answer`: a body that cannot be bound to a challenge gets its 400, not a 503.
-  if (!credential) return answer(context, new PaymentRequiredError({ detail: 'Payment is required.' }))
+  if (!credential) {
+    const misplaced = header !== 'Authorization' && /(^|,)\s*payment(\s|$)/i.test(request.headers.get('authorization') ?? '')
+    const detail = misplaced ? `Payment is required: send the credential in ${header}, as the challenge says.` : 'Payment is required.'
+    return answer(context, new PaymentRequiredError({ detail }))
+  }
 
   try {
     return await verify(context, credential, options.store)
@@ -245,7 +269,7 @@ export async function handle(
   }
 }
 
-type Context = { server: Server; request: Request; offers: readonly Offer[]; route: string; now: Date }
+type Context = { server: Server; request: Request; offers: readonly Offer[]; route: string; now: Date; header: Challenge.CredentialHeader }
 
 async function verify(context: Context, credential: Credential.Credential, store: ReplayStore): Promise<Paid> {
   const { server, request, now, route } = context
@@ -253,6 +277,10 @@ async function verify(context: Context, credential: Credential.Credential, store
   // Core spec, "Challenge Binding": the id must be the one we bound to these parameters.
   if (echoed.realm !== server.realm || !(await Challenge.verifyBinding(echoed, server.secrets))) {
     throw new InvalidChallengeError({ detail: 'the challenge was not issued by this server' })
+  }
+  // The header is bound into the id: a credential is only good in the header its challenge named.
+  if (Challenge.credentialHeader(echoed) !== context.header) {
+    throw new InvalidChallengeError({ detail: `the challenge was issued for credentials in ${Challenge.credentialHeader(echoed)}` })
   }
   const sameMethod = context.offers.filter((offer) => offer.method.name === echoed.method && offer.intent === echoed.intent)
   if (sameMethod.length === 0) {
@@ -392,7 +420,15 @@ function scopedRoute(opaque: string | undefined): string | undefined {
  * @example
  * const challenges = await Server.challenges(server, request, offers)
  */
-export async function challenges(server: Server, request: Request, offers: readonly Offer[], now = new Date()): Promise<Challenge.Challenge[]> {
+export async function challenges(
+  server: Server,
+  request: Request,
+  offers: readonly Offer[],
+  now = new Date(),
+  credentialHeader = server.credentialHeader,
+): Promise<Challenge.Challenge[]> {
+  // The default header stays implicit; `Payment-Authorization` is named and bound (an extra HMAC slot).
+  const header = credentialHeader === 'Authorization' ? undefined : credentialHeader
   const route = `${request.method} ${new URL(request.url).pathname}`
   const expires = new Date(Math.floor(now.getTime() / 1000) * 1000 + server.ttlSeconds * 1000).toISOString().replace('.000Z', 'Z')
   const digest = hasBody(request) ? await BodyDigest.compute(await readBody(request, server.maxBodyBytes)) : undefined
@@ -402,10 +438,10 @@ export async function challenges(server: Server, request: Request, offers: reado
   )
   return Promise.all(
     selected.map(async ({ offer }) => {
-      const slots = { realm: server.realm, method: offer.method.name, intent: offer.intent, request: wireOf(offer), expires, digest, opaque: routeScope(route) }
+      const slots = { realm: server.realm, method: offer.method.name, intent: offer.intent, request: wireOf(offer), expires, digest, header, opaque: routeScope(route) }
       const id = await ChallengeId.compute(server.secrets[0]!, slots)
       const challenge: Challenge.Challenge = { ...slots, id, request: offer.request, description: offer.description }
-      for (const key of ['digest', 'description'] as const) if (challenge[key] === undefined) delete challenge[key]
+      for (const key of ['digest', 'description', 'header'] as const) if (challenge[key] === undefined) delete challenge[key]
       return challenge
     }),
   )
@@ -434,7 +470,7 @@ function wireOf(offer: Offer): string {
 }
 
 async function challengeResponse(context: Context, error: PaymentError): Promise<Response> {
-  const list = await challenges(context.server, context.request, context.offers, context.now)
+  const list = await challenges(context.server, context.request, context.offers, context.now, context.header)
   for (const challenge of list) {
     context.server.emit({ type: 'challenge', route: context.route, method: challenge.method, challengeId: challenge.id })
   }

@@ -1,4 +1,5 @@
 /** @module Delivering a paid response: spend the challenge, attach the receipt, keep it for Idempotency-Key retries. */
+import type { CredentialHeader } from '../core/Challenge.js'
 import { PaymentUnavailableError, isPaymentError } from '../core/Errors.js'
 import * as PaidResponse from '../core/PaidResponse.js'
 import * as Server from '../core/Server.js'
@@ -10,13 +11,18 @@ export type ReplaySlot = { idempotency: Idempotency; key: string }
 /**
  * The replay slot of a request carrying both an Idempotency-Key and a credential; undefined otherwise.
  * @example
- * const slot = await Delivery.replaySlot(idempotency, request)
+ * const slot = await Delivery.replaySlot(idempotency, request, 'Payment-Authorization')
  */
-export async function replaySlot(idempotency: Idempotency | undefined, request: Request): Promise<ReplaySlot | undefined> {
+export async function replaySlot(
+  idempotency: Idempotency | undefined,
+  request: Request,
+  credentialHeader: CredentialHeader = 'Authorization',
+): Promise<ReplaySlot | undefined> {
   const key = request.headers.get('idempotency-key')
-  const authorization = request.headers.get('authorization')
-  if (!idempotency || !key || !authorization || key.length > 255) return undefined
-  return { idempotency, key: await idempotencyKey(key, authorization) }
+  // Keyed by the header holding the credential: an application's own `Authorization` is not proof of payment.
+  const credential = request.headers.get(credentialHeader)
+  if (!idempotency || !key || !credential || key.length > 255) return undefined
+  return { idempotency, key: await idempotencyKey(key, credential) }
 }
 
 /**

@@ -1,6 +1,6 @@
 /** @module Hono middleware that puts a price on a route: `pay.charge({ amount: '0.01' })`. */
 import type { Context, Env, MiddlewareHandler } from 'hono'
-import type { Challenge } from '../core/Challenge.js'
+import type { Challenge, CredentialHeader } from '../core/Challenge.js'
 import { ConfigurationError, PaymentUnavailableError } from '../core/Errors.js'
 import type { Price, Settlement } from '../core/Method.js'
 import type * as Receipt from '../core/Receipt.js'
@@ -33,6 +33,17 @@ export type PaymentOptions<E extends Env = Env> = Server.Config & {
   session?: SessionOptions<E> | undefined
 }
 
+/** Per-route options of `charge`. */
+export type ChargeOptions = {
+  /** Only these configured methods, in this order (default: all). */
+  methods?: readonly string[] | undefined
+  /**
+   * `Payment-Authorization` for a route whose `Authorization` carries the application's own credentials (a
+   * Bearer API key): challenges name it and the credential is read from it only (default: `payment()`'s).
+   */
+  credentialHeader?: CredentialHeader | undefined
+}
+
 /** A price, fixed or computed per request. */
 export type PriceInput<E extends Env> = Price | ((c: Context<E>) => Price | Promise<Price>)
 
@@ -50,9 +61,11 @@ export function payment<E extends Env = Env>(options: PaymentOptions<E>) {
      * Middleware charging `price` once per request, in any configured method (or the listed ones).
      * @example
      * app.post('/render', pay.charge((c) => ({ amount: c.req.query('hd') ? '0.05' : '0.01' })), handler)
+     * app.get('/v1/usage', bearerAuth({ token }), pay.charge({ amount: '0.01' }, { credentialHeader: 'Payment-Authorization' }), handler)
      */
-    charge(price: PriceInput<E>, only?: { methods?: readonly string[] | undefined }): MiddlewareHandler<E> {
+    charge(price: PriceInput<E>, only?: ChargeOptions): MiddlewareHandler<E> {
       if (typeof price !== 'function') Server.assertPrice(price)
+      const credentialHeader = only?.credentialHeader === undefined ? server.credentialHeader : Server.checkedHeader(only.credentialHeader)
       if (only?.methods?.length === 0) throw new Server.ConfigError('a charge must offer at least one payment method')
       for (const name of only?.methods ?? []) {
         if (!server.methods.has(name)) throw new Server.ConfigError(`method "${name}" is not configured`)
@@ -76,7 +89,7 @@ export function payment<E extends Env = Env>(options: PaymentOptions<E>) {
           console.error(JSON.stringify({ event: 'payment-configuration-error', route: c.req.path, detail: error.message }))
           return Server.problemResponse(new ConfigurationError({ detail: error.message }))
         }
-        return settle(server, options, c, offers, next)
+        return settle(server, options, c, offers, credentialHeader, next)
       }
     },
     /**
@@ -97,15 +110,16 @@ async function settle<E extends Env>(
   options: PaymentOptions<E>,
   c: Context<E>,
   offers: Server.Offer[],
+  credentialHeader: CredentialHeader,
   next: () => Promise<void>,
 ): Promise<Response | undefined> {
-  const slot = await Delivery.replaySlot(options.idempotency?.(c), c.req.raw)
+  const slot = await Delivery.replaySlot(options.idempotency?.(c), c.req.raw, credentialHeader)
   const stored = slot && (await Delivery.replayed(slot))
   if (stored) return stored
 
   let outcome: Server.Outcome
   try {
-    outcome = await Server.handle(server, c.req.raw, offers, { store: options.store(c) })
+    outcome = await Server.handle(server, c.req.raw, offers, { store: options.store(c), credentialHeader })
   } catch (error) {
     // Anything unexpected on the money path answers 503: the credential was not spent.
     console.error(JSON.stringify({ event: 'payment-error', route: c.req.path, error: String(error) }))
