@@ -66,9 +66,10 @@ export function paymentFetch(options: Options): (input: RequestInfo | URL, init?
     const original = new Request(input, init)
     // Buffer the body once so the paid retry sends the same bytes (a body digest binds them).
     const body = original.body ? await original.arrayBuffer() : undefined
-    const build = (authorization?: string) => {
+    const build = (credential?: { header: Challenge.CredentialHeader; value: string }) => {
       const headers = new Headers(original.headers)
-      if (authorization) headers.set('authorization', authorization)
+      // In the header the challenge names: `Payment-Authorization` keeps the caller's own `Authorization` (a Bearer key).
+      if (credential) headers.set(credential.header, credential.value)
       return new Request(original.url, { method: original.method, headers, body, redirect: original.redirect, signal: original.signal })
     }
     const first = await base(build())
@@ -86,15 +87,15 @@ export function paymentFetch(options: Options): (input: RequestInfo | URL, init?
     step({ type: 'paying', challenge: chosen.challenge })
     const { payload, source } = await chosen.wallet.pay(chosen.challenge)
     step({ type: 'paid', challenge: chosen.challenge, payload })
-    const authorization = Credential.serialize({ challenge: chosen.challenge, payload, source })
+    const credential = { header: Challenge.credentialHeader(chosen.challenge), value: Credential.serialize({ challenge: chosen.challenge, payload, source }) }
 
-    let response = await base(build(authorization))
+    let response = await base(build(credential))
     // A 503 or 409 leaves the credential usable: send the same one again, as the server asks.
     for (let attempt = 0; attempt < retries && (response.status === 503 || response.status === 409); attempt++) {
       const afterSeconds = Math.min(Number(response.headers.get('retry-after') ?? '1') || 1, 30)
       step({ type: 'retrying', status: response.status, afterSeconds })
       await new Promise((resolve) => setTimeout(resolve, afterSeconds * 1000))
-      response = await base(build(authorization))
+      response = await base(build(credential))
     }
     const header = response.headers.get('payment-receipt')
     step({ type: 'done', response, receipt: header ? Receipt.deserialize(header) : undefined })

@@ -189,6 +189,7 @@ function prepare(
     previousSecrets: settings.previousSecrets,
     methods,
     ttlSeconds: entry.expires,
+    credentialHeader: entry.credentialHeader,
     onEvent: (event) => record({ ...event, route: route.label, request: event.route }),
   })
   const accepts = entry.accept ?? methods.map((method) => ({ method: method.name, currency: undefined, price: undefined }))
@@ -231,8 +232,9 @@ async function passThrough(context: Context, request: Request, url: URL, path: s
 async function payAndForward(context: Context, paid: Priced, original: Request, url: URL, path: string): Promise<Response> {
   const { settings, record } = context
   const label = paid.route.label
-  const authorization = original.headers.get('authorization')
-  const presents = authorization !== null && /(^|,)\s*payment(\s|$)/i.test(authorization)
+  // Only the header the route's challenges name carries its credentials.
+  const credentials = original.headers.get(paid.server.credentialHeader)
+  const presents = credentials !== null && /(^|,)\s*payment(\s|$)/i.test(credentials)
   const client = original.headers.get('cf-connecting-ip') ?? 'unknown'
   const wait = await overLimit(settings, presents ? 'verify' : 'challenge', client)
   if (wait !== undefined) {
@@ -249,7 +251,7 @@ async function payAndForward(context: Context, paid: Priced, original: Request, 
     request = new Request(canonical, original)
   }
 
-  const slot = presents ? await Delivery.replaySlot(context.idempotency, request) : undefined
+  const slot = presents ? await Delivery.replaySlot(context.idempotency, request, paid.server.credentialHeader) : undefined
   const stored = slot && (await Delivery.replayed(slot))
   if (stored) return stored
 

@@ -2,12 +2,21 @@
 import type { Settings } from './settings.js'
 
 /** Request headers that carry payment material meant for the gateway only (this or other 402 schemes). */
-const paymentHeaders = ['accept-payment', 'payment-receipt', 'payment-signature', 'payment-required', 'payment-response', 'x-payment', 'x-payment-response']
+const paymentHeaders = [
+  'accept-payment',
+  'payment-authorization',
+  'payment-receipt',
+  'payment-signature',
+  'payment-required',
+  'payment-response',
+  'x-payment',
+  'x-payment-response',
+]
 
 /**
  * The request the origin receives: same method, headers and body, at the canonical path (after the
- * origin URL's own path, if any) and the same query; `Authorization: Payment` credentials (other schemes
- * are kept) and payment headers are removed.
+ * origin URL's own path, if any) and the same query; `Payment` credentials (in `Payment-Authorization`, or in
+ * `Authorization`, whose other schemes such as a Bearer API key are kept as sent) and payment headers are removed.
  * @example
  * const forwarded = originRequest(settings, request, url, '/v1/report')
  */

@@ -38,8 +38,11 @@ export async function paymentPage(
 ): Promise<Response> {
   const problem = (await response.json().catch(() => ({}))) as { title?: string; detail?: string; type?: string }
   let expires: string | undefined
+  let header: Challenge.CredentialHeader = 'Authorization'
   try {
-    expires = Challenge.fromResponse(response)[0]?.expires
+    const first = Challenge.fromResponse(response)[0]
+    expires = first?.expires
+    if (first) header = Challenge.credentialHeader(first)
   } catch {
     expires = undefined
   }
@@ -65,7 +68,7 @@ ${refused ? `<p class="refused" role="alert">${esc(refused)}</p>` : ''}
 <h2>How to pay</h2>
 <ol>
 <li>Use a client that supports the HTTP <code>Payment</code> authentication scheme (the Machine Payments Protocol).</li>
-<li>It reads the <code>WWW-Authenticate: Payment</code> challenges of this response (one per offer), pays with one of the methods above, and sends the same request again with <code>Authorization: Payment &lt;credential&gt;</code>.</li>
+<li>It reads the <code>WWW-Authenticate: Payment</code> challenges of this response (one per offer), pays with one of the methods above, and sends the same request again with <code>${header}: Payment &lt;credential&gt;</code>.</li>
 <li>The answer then carries a <code>Payment-Receipt</code>.${expires ? ` These challenges expire at ${esc(expires)}; after that, request the resource again for fresh ones.` : ''}</li>
 </ol>
 <p>See the challenges yourself:</p>

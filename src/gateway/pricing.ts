@@ -49,11 +49,14 @@ const Route = v.pipe(
     expires: v.optional(v.pipe(v.number(), v.integer(), v.minValue(10), v.maxValue(86_400))),
     summary: v.optional(Text(300)),
     requestBody: v.optional(v.record(v.string(), v.unknown())),
+    // The spec's alternate credential header, for origins that read their own `Authorization` (a Bearer API key).
+    credentialHeader: v.optional(v.picklist(['Payment-Authorization'], 'must be "Payment-Authorization" (the only alternative header the spec allows)')),
   }),
   v.check(
     (route) => (route.free ? route.price === undefined && route.accept === undefined : route.price !== undefined),
     'a priced route needs "price"; a free route ("free": true) takes no "price" or "accept"',
   ),
+  v.check((route) => !(route.free && route.credentialHeader), 'a free route takes no "credentialHeader"'),
 )
 
 const Service = v.strictObject({
