@@ -28,9 +28,26 @@ export type VerifyContext<Request, Payload> = {
    * Call it as soon as the reference is known and before settling; it throws VerificationFailedError
    * when the reference already paid for another challenge.
    */
-  claimReference: (reference: string) => Promise<void>
+  claimReference: (reference: string, options?: { keepUntil?: number | undefined }) => Promise<void>
+  /**
+   * Records on the challenge the reference a payment is about to be committed under, before committing it
+   * (a transaction hash before broadcast, a token before a charge is created, the charge id once known).
+   * From then on another credential cannot pay this challenge until this payment is known to have failed,
+   * and a retry of this credential gets the reference back as `committed`. `secret: true` keeps only a
+   * digest (a bearer token). Throws PaymentInProgressError when another request took the challenge over.
+   */
+  commit: (reference: string, options?: { secret?: boolean | undefined }) => Promise<void>
+  /**
+   * The reference an earlier attempt of this same credential committed (a digest for a secret one): resolve that
+   * payment (look up its receipt, retrieve the charge) and never start another.
+   */
+  committed?: string | undefined
   /** True when an earlier attempt for this challenge ended without a final answer (timeout, crash). */
   resumed: boolean
+  /** True when the challenge has expired: only a `committed` payment may be resolved, nothing new may start. */
+  expired: boolean
+  /** When the challenge was issued (its expiry less the server's challenge lifetime). */
+  issuedAt: Date
   /** The time verification started. */
   now: Date
 }

@@ -32,6 +32,31 @@ import type { ReplayStore } from './ReplayStore.js'
  */
 export const redeliveryGraceMs = 5 * 60_000
 
+/**
+ * The longest challenge lifetime a server may be configured with, in seconds.
+ * @example
+ * if (ttlSeconds > Server.maxTtlSeconds) throw new ConfigError('…')
+ */
+export const maxTtlSeconds = 86_400
+
+/**
+ * The clock skew allowed between a payment's own time (a block's timestamp) and the server's, in ms.
+ * @example
+ * if (blockTime < issuedAt - Server.clockSkewMs) throw new VerificationFailedError()
+ */
+export const clockSkewMs = 60_000
+
+/**
+ * How long a settlement reference must stay claimed when no challenge issued after `lastIssuedAt` (ms epoch)
+ * may use it: until every challenge issued by then has expired, passed its redelivery grace, and a margin of
+ * clock skew. After that the reference can pay nothing, so its row may be swept.
+ * @example
+ * await claimReference(hash, { keepUntil: Server.referenceKeepUntil(blockTime + Server.clockSkewMs) })
+ */
+export function referenceKeepUntil(lastIssuedAt: number): number {
+  return lastIssuedAt + maxTtlSeconds * 1000 + redeliveryGraceMs + 10 * 60_000
+}
+
 /** A payment event for logs and metrics; it never carries credentials or secrets. */
 export type Event = {
   type: 'challenge' | 'paid' | 'redelivered' | 'failed' | 'replay-refused'
@@ -98,8 +123,10 @@ export type Paid = {
   redelivery: boolean
   /** Marks the challenge spent; call once the response is ready. */
   deliver: () => Promise<void>
-  /** Gives the challenge back, settled but undelivered: the same credential may be sent again until it expires. */
+  /** Gives the challenge back, settled but undelivered: the same credential may be sent again until `deadline`. */
   release: () => Promise<void>
+  /** Until when (ISO 8601) the same credential is served again after a failed delivery: expiry plus the redelivery grace. */
+  deadline: string
 }
 
 /** What `handle` decided. */
@@ -138,8 +165,8 @@ export function create(config: Config): Server {
     methods.set(method.name, method)
   }
   const ttlSeconds = config.ttlSeconds ?? 300
-  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 10 || ttlSeconds > 86_400) {
-    throw new ConfigError('ttlSeconds must be a whole number from 10 to 86400')
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 10 || ttlSeconds > maxTtlSeconds) {
+    throw new ConfigError(`ttlSeconds must be a whole number from 10 to ${maxTtlSeconds}`)
   }
   const onEvent = config.onEvent
   return {
@@ -311,19 +338,34 @@ async function verify(context: Context, credential: Credential.Credential, store
   if (!parsedRequest.success) throw new VerificationFailedError({ detail: 'the challenge request is not valid for its method' })
   // The echoed request is byte for byte the offer's: use the offer's object instead of decoding it again.
   const challenge: Challenge.Challenge = { ...echoed, request: offer.request }
-  const paidWith = await credentialDigest(credential)
+  const paidWith = await credentialDigest(credential, payload.output)
+  const id = echoed.id
+  // The deadline every answer that asks the payer to come back names: expiry plus the redelivery grace.
+  const deadline = new Date(expiresAt + redeliveryGraceMs).toISOString()
 
   const attempt = crypto.randomUUID()
-  const begun = await storeCall(() => store.begin(echoed.id, attempt, now.getTime() + server.leaseMs, expiresAt))
+  const begun = await storeCall(() => store.begin(id, attempt, Date.now() + server.leaseMs, expiresAt, paidWith))
   if (begun.status === 'delivered') throw new InvalidChallengeError({ detail: 'the challenge was already used' })
-  if (begun.status === 'busy') {
+  if (begun.status === 'busy' || (begun.status === 'paid-elsewhere' && begun.outcome === 'unknown')) {
+    const other = begun.status === 'paid-elsewhere' || begun.otherCredential === true
     throw new PaymentInProgressError({
-      detail: 'this credential is being settled by another request',
-      retryAfter: Math.max(1, Math.ceil(begun.retryAfterMs / 1000)),
+      detail: other
+        ? `a payment with another credential is committed to this challenge and its outcome is not known yet: send the credential you first sent for it again, before ${deadline}`
+        : 'this credential is being settled by another request',
+      retryAfter: begun.status === 'busy' ? Math.max(1, Math.ceil(begun.retryAfterMs / 1000)) : 2,
     })
   }
-  const release = () => store.release(echoed.id, attempt).catch(() => {})
-  if (expired && begun.status !== 'settled') {
+  // Knowing the challenge is not paying for it: only the credential that settled it is served again.
+  if (begun.status === 'paid-elsewhere') throw new VerificationFailedError({ detail: 'this challenge was paid with another credential' })
+  // From here this attempt holds the challenge: the lease is renewed while it runs (verification, the handler).
+  const lease = keepLease(store, id, attempt, server.leaseMs, expiresAt + redeliveryGraceMs)
+  const release = () => {
+    lease.stop()
+    return store.release(id, attempt).catch(() => {})
+  }
+  const committed = begun.status === 'resumed' ? begun.committed : undefined
+  // After expiry only a payment already made may be collected: settled, or committed with this credential.
+  if (expired && begun.status !== 'settled' && committed === undefined) {
     await release()
     throw new PaymentExpiredError({ detail: 'the challenge has expired' })
   }
@@ -332,62 +374,100 @@ async function verify(context: Context, credential: Credential.Credential, store
     challenge,
     settlement,
     redelivery,
-    receipt: Receipt.from({ method: method.name, reference: settlement.reference, challengeId: echoed.id, ...settlement.receipt, now }),
+    receipt: Receipt.from({ method: method.name, reference: settlement.reference, challengeId: id, ...settlement.receipt, now }),
     deliver: async () => {
-      if (!(await storeCall(() => store.deliver(echoed.id, attempt)))) {
+      lease.stop()
+      if (!(await storeCall(() => store.deliver(id, attempt)))) {
         throw new PaymentInProgressError({ detail: 'the challenge was taken over by another request', retryAfter: 1 })
       }
     },
     release,
+    deadline,
   })
   if (begun.status === 'settled') {
-    // Knowing the challenge is not paying for it: only the credential that settled it is served again.
-    if (begun.credential !== undefined && begun.credential !== paidWith) {
-      await release()
-      throw new VerificationFailedError({ detail: 'this challenge was paid with another credential' })
-    }
-    server.emit({ type: 'redelivered', route, method: method.name, challengeId: echoed.id, reference: begun.reference })
+    server.emit({ type: 'redelivered', route, method: method.name, challengeId: id, reference: begun.reference })
     return paid({ reference: begun.reference }, true)
   }
 
   let settlement: Settlement
+  // Whether this attempt committed a payment: only then does a refusal mean that payment failed for good.
+  let committedNow = false
   try {
     settlement = await method.verify({
       challenge,
       request: parsedRequest.output,
       credential: { ...credential, payload: payload.output },
-      claimReference: async (reference) => {
+      claimReference: async (reference, options) => {
         // Core spec, "Credential Handling": a reference may be a bearer token (a Stripe SPT); only its digest is kept.
         const key = `${method.name}:${await digest(reference)}`
-        if (!(await storeCall(() => store.claimReference(key, echoed.id)))) {
+        if (!(await storeCall(() => store.claimReference(key, id, options?.keepUntil)))) {
           throw new VerificationFailedError({ detail: 'this payment already settled another challenge' })
         }
       },
+      commit: async (reference, options) => {
+        const value = options?.secret ? `sha256:${await digest(reference)}` : reference
+        if (!(await storeCall(() => store.commit(id, attempt, value, paidWith)))) {
+          throw new PaymentInProgressError({ detail: 'the challenge was taken over by another request', retryAfter: 1 })
+        }
+        committedNow = true
+      },
+      committed,
       resumed: begun.status === 'resumed',
+      expired,
+      issuedAt: new Date(expiresAt - server.ttlSeconds * 1000),
       now,
     })
-    if (!(await storeCall(() => store.settle(echoed.id, attempt, settlement.reference, paidWith, Date.now() + server.leaseMs)))) {
-      throw new PaymentUnavailableError({ detail: 'the settlement could not be recorded', retryAfter: 1 })
+    if (!(await storeCall(() => store.settle(id, attempt, settlement.reference, paidWith, Date.now() + server.leaseMs)))) {
+      throw new PaymentUnavailableError({ detail: `the settlement could not be recorded; send the same credential again before ${deadline}`, retryAfter: 1 })
     }
   } catch (error) {
-    // Nothing was spent: the payer may send the same credential again (or a corrected one).
-    await release()
+    // A refused payment this attempt committed failed for good: any credential may pay now. Anything else
+    // (a transient fault) keeps the commitment: only the same credential may resolve it.
+    if (committedNow && isPaymentError(error) && error.status === 402) {
+      lease.stop()
+      await store.fail(id, attempt).catch(() => {})
+    } else await release()
     if (isPaymentError(error)) throw error
     throw new PaymentUnavailableError({ detail: 'payment verification failed unexpectedly', cause: error })
   }
-  server.emit({ type: 'paid', route, method: method.name, challengeId: echoed.id, reference: settlement.reference })
+  server.emit({ type: 'paid', route, method: method.name, challengeId: id, reference: settlement.reference })
   return paid(settlement, false)
 }
 
-// A digest of what the payer sent (payload and source), canonical so that re-encoding the same credential matches.
-async function credentialDigest(credential: Credential.Credential): Promise<string> {
+/**
+ * Renews an attempt's lease every third of its length until stopped, the lease is lost, or `until` (after which
+ * nothing could be redelivered anyway), so a slow handler is never run twice by a retry taking the lease over.
+ */
+function keepLease(store: ReplayStore, id: string, attempt: string, leaseMs: number, until: number): { stop: () => void } {
+  const timer = setInterval(() => {
+    if (Date.now() >= until) return stop()
+    store.renew(id, attempt, Date.now() + leaseMs).then(
+      (held) => held || stop(),
+      () => {}, // a failed renewal is retried on the next tick; the lease is still ours until it lapses
+    )
+  }, Math.floor(leaseMs / 3))
+  const stop = () => clearInterval(timer)
+  return { stop }
+}
+
+// A digest of the payment the payer sent: its validated payload (unknown keys dropped) and source, in canonical
+// JSON with hex in lowercase, so that re-encoding the same payment is the same credential.
+async function credentialDigest(credential: Credential.Credential, payload: unknown): Promise<string> {
   let canonical: string
   try {
-    canonical = canonicalJson({ payload: credential.payload, source: credential.source ?? null })
+    canonical = canonicalJson({ payload: lowerHex(payload), source: credential.source === undefined ? null : lowerHex(credential.source) })
   } catch {
     throw new MalformedCredentialError({ detail: 'the credential has no canonical JSON form' })
   }
   return digest(canonical)
+}
+
+// Hex strings (and a did:pkh address) compare case-insensitively: their case does not change the payment.
+function lowerHex(value: unknown): unknown {
+  if (typeof value === 'string') return /^0x[0-9a-f]*$/i.test(value) ? value.toLowerCase() : value.replace(/:0x[0-9a-f]{40}$/i, (address) => address.toLowerCase())
+  if (Array.isArray(value)) return value.map(lowerHex)
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, lowerHex(inner)]))
+  return value
 }
 
 // base64url SHA-256 of a text.

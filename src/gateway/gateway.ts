@@ -190,6 +190,8 @@ function prepare(
     methods,
     ttlSeconds: entry.expires,
     credentialHeader: entry.credentialHeader,
+    // A paid request holds its challenge at least as long as the origin may take (the lease is renewed meanwhile).
+    leaseMs: Math.min(600_000, Math.max(60_000, settings.originTimeoutMs + 10_000)),
     onEvent: (event) => record({ ...event, route: route.label, request: event.route }),
   })
   const accepts = entry.accept ?? methods.map((method) => ({ method: method.name, currency: undefined, price: undefined }))
@@ -288,14 +290,17 @@ async function payAndForward(context: Context, paid: Priced, original: Request, 
   let response: Response | undefined
   let failure: string | undefined
   try {
-    response = await callOrigin(settings, originRequest(settings, request, url, path))
+    const forwarded = originRequest(settings, request, url, path)
+    // The origin may have started this work for an earlier request that died: tell it so.
+    if (outcome.redelivery) forwarded.headers.set('payment-redelivery', 'true')
+    response = await callOrigin(settings, forwarded)
   } catch (error) {
     failure = originFailure(error)
   }
   if (!response || response.status >= 500) {
     await response?.body?.cancel().catch(() => {})
     await outcome.release()
-    const detail = `${failure ?? `the origin answered ${response!.status}`} after the payment settled; send the same request with the same credential before ${outcome.challenge.expires} to be served without paying again`
+    const detail = `${failure ?? `the origin answered ${response!.status}`} after the payment settled; send the same request with the same credential before ${outcome.deadline} to be served without paying again`
     record({ type: 'origin-failed', route: label, request: resource, method: outcome.challenge.method, challengeId: outcome.challenge.id, reference, status: response?.status ?? 502, detail: failure ?? `origin answered ${response!.status}` })
     return Server.problemResponse(new OriginFailedError({ detail }), { reference, challengeId: outcome.challenge.id, method: outcome.challenge.method })
   }

@@ -6,6 +6,7 @@ const paymentHeaders = [
   'accept-payment',
   'payment-authorization',
   'payment-receipt',
+  'payment-redelivery',
   'payment-signature',
   'payment-required',
   'payment-response',

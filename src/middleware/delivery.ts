@@ -1,6 +1,6 @@
 /** @module Delivering a paid response: spend the challenge, attach the receipt, keep it for Idempotency-Key retries. */
 import type { CredentialHeader } from '../core/Challenge.js'
-import { PaymentUnavailableError, isPaymentError } from '../core/Errors.js'
+import { OriginFailedError, PaymentUnavailableError, isPaymentError } from '../core/Errors.js'
 import * as PaidResponse from '../core/PaidResponse.js'
 import * as Server from '../core/Server.js'
 import { type Idempotency, idempotencyKey, maxStoredBody, storableBody } from '../storage/idempotency.js'
@@ -39,34 +39,44 @@ export async function replayed(slot: ReplaySlot): Promise<Response | undefined> 
 /**
  * Completes a paid request with a successful response: spends the challenge, then attaches the receipt
  * (and keeps a copy for retries). If the challenge cannot be spent, the response is withheld: serving it
- * would leave the challenge open to be served again.
+ * would leave the challenge open to be served again. With a replay slot, a body small enough to keep is read
+ * before the challenge is spent: a body that fails mid-stream releases the challenge (502 with the reference),
+ * so the payer is served by a retry instead of finding the payment used.
  * @example
  * return Delivery.complete(outcome, await fetch(origin), slot)
  */
 export async function complete(paid: Server.Paid, response: Response, slot?: ReplaySlot | undefined): Promise<Response> {
+  let read: Awaited<ReturnType<typeof storableBody>> | undefined
+  if (slot) {
+    // Only a body small enough to store is read before it is sent; a larger one streams through unstored.
+    try {
+      read = await storableBody(response.body, maxStoredBody)
+    } catch {
+      await paid.release()
+      const detail = `the response failed while it was read after the payment settled; send the same request with the same credential before ${paid.deadline} to be served without paying again`
+      return Server.problemResponse(new OriginFailedError({ detail }), { reference: paid.settlement.reference, challengeId: paid.challenge.id, method: paid.challenge.method })
+    }
+  }
   try {
     await paid.deliver()
   } catch (error) {
-    await response.body?.cancel().catch(() => {})
+    if (!read) await response.body?.cancel().catch(() => {})
+    else if (read.body instanceof ReadableStream) await read.body.cancel().catch(() => {})
     await paid.release()
     return Server.problemResponse(isPaymentError(error) ? error : new PaymentUnavailableError({ retryAfter: 1 }))
   }
   // Core spec, "Caching": a response carrying a receipt is private; its other directives stay.
-  const delivered = PaidResponse.withReceipt(response, paid.receipt)
-  if (!slot) return delivered
-  // Only a body small enough to store is read before it is sent; a larger one streams through unstored.
-  const { stored: body, body: sent } = await storableBody(delivered.body, maxStoredBody)
-  if (body) {
-    const expiresAt = Date.parse(paid.challenge.expires ?? '') || Date.now() + 300_000
-    // Awaited, so a retry right after this response finds it.
-    await slot.idempotency.put(slot.key, { status: delivered.status, headers: [...delivered.headers.entries()], body }, expiresAt).catch(() => {})
-  }
-  return new Response(sent, { status: delivered.status, statusText: delivered.statusText, headers: delivered.headers })
+  const delivered = PaidResponse.withReceipt(read ? new Response(read.body, { status: response.status, statusText: response.statusText, headers: response.headers }) : response, paid.receipt)
+  if (!slot || !read?.stored) return delivered
+  const expiresAt = Date.parse(paid.challenge.expires ?? '') || Date.now() + 300_000
+  // Awaited, so a retry right after this response finds it.
+  await slot.idempotency.put(slot.key, { status: delivered.status, headers: [...delivered.headers.entries()], body: read.stored }, expiresAt).catch(() => {})
+  return delivered
 }
 
 /**
  * Passes on an error response of a paid request without spending it: the payment stays settled and the same
- * credential may retry until the challenge expires. Core spec: an error never carries a receipt.
+ * credential may retry until the challenge expires and the redelivery grace after it. Core spec: an error never carries a receipt.
  * @example
  * if (response.status >= 400) return Delivery.withhold(outcome, response)
  */

@@ -15,6 +15,8 @@ export type PaymentInfo = {
   challenge: Challenge
   settlement: Settlement
   receipt: Receipt.Receipt
+  /** True when an earlier run for this payment may have started the work (its request died): make the work safe to repeat. */
+  redelivery: boolean
 }
 
 declare module 'hono' {
@@ -132,7 +134,7 @@ async function settle<E extends Env>(
     return outcome.response
   }
 
-  c.set('payment', { challenge: outcome.challenge, settlement: outcome.settlement, receipt: outcome.receipt })
+  c.set('payment', { challenge: outcome.challenge, settlement: outcome.settlement, receipt: outcome.receipt, redelivery: outcome.redelivery })
   await next()
   // Hono has set the handler's response by now (a Response returned from here would be ignored): replace it.
   const response = c.res

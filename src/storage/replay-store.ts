@@ -18,8 +18,11 @@ export const defaultShards = 32
 export function replayStore(namespace: DurableObjectNamespace<ReplayGuard>, shards = defaultShards): ReplayStore {
   const guard = (key: string) => namespace.get(namespace.idFromName(`replay:${shardOf(key, shards)}`))
   return {
-    begin: (id, attempt, leaseUntil, expiresAt) => guard(`c:${id}`).begin(id, attempt, leaseUntil, expiresAt),
-    claimReference: (reference, challengeId) => guard(`r:${reference}`).claimReference(reference, challengeId),
+    begin: (id, attempt, leaseUntil, expiresAt, credential) => guard(`c:${id}`).begin(id, attempt, leaseUntil, expiresAt, credential),
+    commit: (id, attempt, reference, credential) => guard(`c:${id}`).commit(id, attempt, reference, credential),
+    renew: (id, attempt, leaseUntil) => guard(`c:${id}`).renew(id, attempt, leaseUntil),
+    fail: (id, attempt) => guard(`c:${id}`).fail(id, attempt),
+    claimReference: (reference, challengeId, keepUntil) => guard(`r:${reference}`).claimReference(reference, challengeId, keepUntil),
     settle: (id, attempt, reference, credential, leaseUntil) => guard(`c:${id}`).settle(id, attempt, reference, credential, leaseUntil),
     deliver: (id, attempt) => guard(`c:${id}`).deliver(id, attempt),
     release: (id, attempt) => guard(`c:${id}`).release(id, attempt),

@@ -1,6 +1,6 @@
 /**
- * A local HTTP server speaking Stripe's documented API for `POST /v1/payment_intents` and
- * `GET /v1/payment_intents/{id}`, for tests that cannot reach Stripe: bearer or basic auth, form-encoded
+ * A local HTTP server speaking Stripe's documented API for `POST /v1/payment_intents`,
+ * `GET /v1/payment_intents/{id}` and `GET /v1/payment_intents/search` (metadata queries), for tests that cannot reach Stripe: bearer or basic auth, form-encoded
  * bodies, `Stripe-Version`, `Stripe-Account` (a PaymentIntent made on a connected account is found only with
  * that header), Stripe's error object, and idempotency as Stripe API v1 documents it (the first result for a
  * key is saved once execution begins and replayed with `Idempotent-Replayed: true`, as it was then; other
@@ -173,6 +173,34 @@ export async function startStripeApi(options: { port: number; slowMs?: number })
     return { status: 200, body: stored.intent }
   }
 
+  /**
+   * `GET /v1/payment_intents/search` (Stripe API "Search PaymentIntents"): the Search Query Language's metadata
+   * clauses (`metadata['key']:'value'`, joined by `AND`), on the requesting account, newest first, in a
+   * `search_result` list. Anything else in the query is a 400, as Stripe answers a query it cannot parse.
+   */
+  function search(record: RecordedRequest, url: URL): Answer {
+    const unauthorized = authenticate(record)
+    if (unauthorized) return unauthorized
+    const badVersion = checkVersion(record)
+    if (badVersion) return badVersion
+    const query = url.searchParams.get('query') ?? ''
+    const clauses = query.split(/\s+AND\s+/)
+    const wanted: [string, string][] = []
+    for (const clause of clauses) {
+      const match = /^metadata\['([^']+)'\]:'([^']*)'$/.exec(clause.trim())
+      if (!match) return error(400, { type: 'invalid_request_error', param: 'query', message: `Invalid query: ${query}` })
+      wanted.push([match[1]!, match[2]!])
+    }
+    const limit = Number(url.searchParams.get('limit') ?? '10')
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100) return error(400, { type: 'invalid_request_error', param: 'limit', message: 'Limit must be between 1 and 100.' })
+    const found = [...intents.values()]
+      .filter((s) => s.account === (record.stripeAccount ?? ''))
+      .filter((s) => wanted.every(([key, value]) => (s.intent as unknown as { metadata: Record<string, string> }).metadata[key] === value))
+      .reverse()
+    if (found[0]) record.token = found[0].token
+    return { status: 200, body: { object: 'search_result', url: '/v1/payment_intents/search', has_more: found.length > limit, next_page: null, data: found.slice(0, limit).map((s) => s.intent) } }
+  }
+
   function settle(stored: Stored, status: 'succeeded' | 'requires_payment_method') {
     stored.intent.status = status
     if (status === 'succeeded') {
@@ -196,6 +224,8 @@ export async function startStripeApi(options: { port: number; slowMs?: number })
     const retrieved = /^\/v1\/payment_intents\/([^/]+)$/.exec(url.pathname)
     if (req.method === 'POST' && url.pathname === '/v1/payment_intents') {
       answer = await paymentIntents(record)
+    } else if (req.method === 'GET' && url.pathname === '/v1/payment_intents/search') {
+      answer = search(record, url)
     } else if (req.method === 'GET' && retrieved) {
       answer = retrieve(record, decodeURIComponent(retrieved[1]!))
     } else {

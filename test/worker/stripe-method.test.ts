@@ -29,7 +29,7 @@ async function attempt(config: Partial<StripeConfig> = {}, price: { amount: stri
   const request = method.charge(price) as Request
   const challenge = await Challenge.create({ secret: 'stripe-method-test-secret-0123456789abcdef', realm: 'api.example.com', method: 'stripe', intent: 'charge', request, expires: new Date(Date.now() + 60_000).toISOString() })
   const store = ReplayStore.memory()
-  const verify = (payload: { spt: string; externalId?: string }, options: { resumed?: boolean; store?: ReplayStore.ReplayStore; challenge?: Challenge.Challenge } = {}) => {
+  const verify = (payload: { spt: string; externalId?: string }, options: { resumed?: boolean; committed?: string; store?: ReplayStore.ReplayStore; challenge?: Challenge.Challenge } = {}) => {
     const c = options.challenge ?? challenge
     const s = options.store ?? store
     return method.verify({
@@ -39,7 +39,11 @@ async function attempt(config: Partial<StripeConfig> = {}, price: { amount: stri
       claimReference: async (reference) => {
         if (!(await s.claimReference(`stripe:${reference}`, c.id))) throw new VerificationFailedError({ detail: 'already settled another challenge' })
       },
+      commit: async () => {},
+      committed: options.committed,
       resumed: options.resumed ?? false,
+      expired: false,
+      issuedAt: new Date(),
       now: new Date(),
     })
   }

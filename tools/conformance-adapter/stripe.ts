@@ -63,6 +63,9 @@ export async function verifyExternalIdBinding(input: unknown): Promise<Answer> {
           throw new VerificationFailedError({ detail: 'this payment already settled another challenge' })
         }
       },
+      commit: async () => {},
+      expired: false,
+      issuedAt: now,
       resumed: false,
       now,
     })

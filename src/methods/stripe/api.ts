@@ -83,7 +83,14 @@ export type Client = {
   createPaymentIntent: (params: Record<string, FormValue>, options: { idempotencyKey: string; stripeAccount?: string | undefined }) => Promise<CreateResult>
   /** Reads a PaymentIntent's current state (`GET /v1/payment_intents/{id}`); `timeoutMs` may shorten the configured timeout. */
   retrievePaymentIntent: (id: string, options: { stripeAccount?: string | undefined; timeoutMs?: number | undefined }) => Promise<RetrieveResult>
+  /**
+   * Finds the PaymentIntents whose `metadata['challenge_id']` is this challenge's (`GET /v1/payment_intents/search`,
+   * Stripe's Search Query Language); newest first. Search is eventually consistent (usually within a minute).
+   */
+  searchByChallenge: (challengeId: string, options: { stripeAccount?: string | undefined }) => Promise<PaymentIntent[]>
 }
+
+const SearchResult = v.looseObject({ object: v.literal('search_result'), data: v.array(v.unknown()) })
 
 /**
  * Builds a Stripe client over fetch.
@@ -147,6 +154,18 @@ export function client(config: ClientConfig): Client {
       }
       if (answer.status < 200 || answer.status >= 300) throw toPaymentError(answer.status, parseJson(answer.text), answer.headers)
       return { paymentIntent: readIntent(answer.text), requestId: answer.headers.get('request-id') ?? undefined }
+    },
+    async searchByChallenge(challengeId, options) {
+      // Challenge ids are base64url: nothing in them needs escaping inside the quoted value.
+      if (!/^[A-Za-z0-9_-]+$/.test(challengeId)) throw new VerificationFailedError({ detail: 'the challenge id cannot be searched for' })
+      const headers = new Headers()
+      if (options.stripeAccount !== undefined) headers.set('stripe-account', options.stripeAccount)
+      const query = new URLSearchParams({ query: `metadata['challenge_id']:'${challengeId}'`, limit: '10' })
+      const answer = await call(`${url}/search?${query}`, { method: 'GET', headers, timeoutMs: config.timeoutMs })
+      if (answer.status < 200 || answer.status >= 300) throw toPaymentError(answer.status, parseJson(answer.text), answer.headers)
+      const parsed = v.safeParse(SearchResult, parseJson(answer.text))
+      if (!parsed.success) throw new PaymentUnavailableError({ detail: 'Stripe answered the search with an unreadable result', retryAfter: 2 })
+      return parsed.output.data.map((item) => readIntent(JSON.stringify(item)))
     },
   }
 }

@@ -1,8 +1,8 @@
 /** @module The `stripe` payment method, `charge` intent: Shared Payment Tokens settled as confirmed PaymentIntents (draft-stripe-charge-00). */
 import * as v from 'valibot'
-import { ConfigurationError, VerificationFailedError } from '../../core/Errors.js'
+import { ConfigurationError, PaymentUnavailableError, VerificationFailedError } from '../../core/Errors.js'
 import { define, type Method, type Price } from '../../core/Method.js'
-import { ConfigError, isLoopback } from '../../core/Server.js'
+import { ConfigError, isLoopback, redeliveryGraceMs } from '../../core/Server.js'
 import { client, defaultApiBase, stripeVersion, type FormValue, type PaymentIntent } from './api.js'
 import { CurrencyError, normalize, toMinorUnits } from './currency.js'
 import { assertReplayAllowed, attribute } from './external-id.js'
@@ -54,6 +54,21 @@ export type StripeConfig = {
 
 const accountId = /^acct_[A-Za-z0-9]+$/
 
+// How long a granted token's reference is kept when Stripe reports no expiry for it.
+const tokenLifetimeMs = 30 * 24 * 60 * 60_000
+
+/**
+ * Payment method types whose payments can stay `processing` for days, longer than any challenge lives (Stripe
+ * "Payment method support", delayed notification): the payer could not be served the payment it made, so
+ * they are refused at start-up.
+ * @example
+ * asynchronousTypes.has('sepa_debit') // true
+ */
+export const asynchronousTypes: ReadonlySet<string> = new Set([
+  'acss_debit', 'au_becs_debit', 'bacs_debit', 'boleto', 'customer_balance', 'konbini', 'multibanco',
+  'nz_bank_account', 'oxxo', 'pay_by_bank', 'sepa_debit', 'sofort', 'us_bank_account',
+])
+
 /**
  * Creates the stripe method. Configuration is checked now, so a bad setting fails at start-up.
  * @example
@@ -91,45 +106,68 @@ export function stripe(config: StripeConfig): Method<Request, Payload> {
         },
       }
     },
-    async verify({ challenge, request, credential, claimReference, resumed }) {
+    async verify({ challenge, request, credential, claimReference, commit, committed, resumed, expired }) {
       const { spt } = credential.payload
       // The server already checked the challenge binding and expiry (spec "Verification Procedure", steps 1-2)
       // before this runs; attribution is checked before the token is touched.
       const externalId = attribute(request, credential.payload)
       const amount = Number(request.amount)
       const connect = await settlement(config, { challengeId: challenge.id, request }, amount)
-
-      // Spec step 4: a token pays at most one challenge. The retry of this same challenge may claim it again.
-      await claimReference(spt)
-      const created = await api.createPaymentIntent(
-        {
-          amount,
-          currency: request.currency.toLowerCase(),
-          shared_payment_granted_token: spt,
-          confirm: true,
-          automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
-          // challenge_id last: bound metadata cannot overwrite it.
-          metadata: { ...request.methodDetails.metadata, challenge_id: challenge.id },
-          application_fee_amount: connect?.applicationFeeAmount,
-          on_behalf_of: connect?.onBehalfOf,
-          transfer_data: connect?.transferData as FormValue,
-          transfer_group: connect?.transferGroup,
-        },
-        // Spec "Idempotency": derived from the challenge and the token, so a retry never charges twice.
-        { idempotencyKey: `${challenge.id}_${spt}`, stripeAccount: connect?.stripeAccount },
-      )
-      // A replay pays only the attempt that resumes its own earlier one, also when it replays `processing`.
-      assertReplayAllowed({ replayed: created.replayed, resumed })
       const expected = { amount, currency: request.currency, challengeId: challenge.id }
-      assertSamePayment(created.paymentIntent, expected)
-      await claimReference(created.paymentIntent.id)
-      let paymentIntent = created.paymentIntent
+      const stripeAccount = connect?.stripeAccount
+
+      let paymentIntent: PaymentIntent | undefined
+      let replayed = false
+      if (committed?.startsWith('pi_')) {
+        // This credential's PaymentIntent is known: read it, never create another.
+        await commit(committed)
+        paymentIntent = (await api.retrievePaymentIntent(committed, { stripeAccount })).paymentIntent
+        if (paymentIntent.id !== committed) throw new PaymentUnavailableError({ detail: 'Stripe answered with another PaymentIntent', retryAfter: 2 })
+        assertSamePayment(paymentIntent, expected)
+      } else if (expired) {
+        // Still in doubt at expiry (the create's answer was lost): find it by its challenge before anything else.
+        paymentIntent = (await api.searchByChallenge(challenge.id, { stripeAccount })).find((pi) => pi.metadata?.challenge_id === challenge.id)
+        if (paymentIntent) assertSamePayment(paymentIntent, expected)
+      }
+      if (!paymentIntent) {
+        // Spec step 4: a token pays at most one challenge, kept as long as the token could be presented (Stripe
+        // reports no expiry on the PaymentIntent: the longest a granted token lives). The retry of this same
+        // challenge may claim it again.
+        await claimReference(spt, { keepUntil: Date.now() + tokenLifetimeMs })
+        await commit(spt, { secret: true })
+        const created = await api.createPaymentIntent(
+          {
+            amount,
+            currency: request.currency.toLowerCase(),
+            shared_payment_granted_token: spt,
+            confirm: true,
+            automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+            // challenge_id last: bound metadata cannot overwrite it.
+            metadata: { ...request.methodDetails.metadata, challenge_id: challenge.id },
+            application_fee_amount: connect?.applicationFeeAmount,
+            on_behalf_of: connect?.onBehalfOf,
+            transfer_data: connect?.transferData as FormValue,
+            transfer_group: connect?.transferGroup,
+          },
+          // Spec "Idempotency": derived from the challenge and the token, so a retry never charges twice.
+          { idempotencyKey: `${challenge.id}_${spt}`, stripeAccount },
+        )
+        replayed = created.replayed
+        paymentIntent = created.paymentIntent
+        assertSamePayment(paymentIntent, expected)
+      }
+      // A replay pays only the attempt that resumes its own earlier one, also when it replays `processing`.
+      assertReplayAllowed({ replayed, resumed })
+      // The PaymentIntent names its challenge in its metadata: its id is needed only while that challenge lives.
+      await claimReference(paymentIntent.id, { keepUntil: Date.parse(challenge.expires ?? '') + redeliveryGraceMs + 10 * 60_000 || undefined })
+      // From now on a retry of this credential retrieves this PaymentIntent.
+      await commit(paymentIntent.id)
       // Asynchronous payment methods answer `processing` and end `succeeded` or `requires_payment_method` later
       // (Stripe "How PaymentIntents work"). A replayed create shows the status of the first answer, so the
       // current one is retrieved; still processing is a 503, never a fresh challenge that invites paying twice.
       if (paymentIntent.status === 'processing') {
         paymentIntent = await awaitProcessing(api, paymentIntent, {
-          stripeAccount: connect?.stripeAccount,
+          stripeAccount,
           budgetMs: settings.timeoutMs,
           check: (current) => assertSamePayment(current, expected),
         })
@@ -149,6 +187,10 @@ function check(config: StripeConfig) {
   const paymentMethodTypes = config.paymentMethodTypes ?? ['card']
   if (paymentMethodTypes.length === 0 || paymentMethodTypes.some((t) => !/^[a-z_]+$/.test(t))) {
     throw new ConfigError('stripe: paymentMethodTypes must list Stripe payment method types such as "card"')
+  }
+  const slow = paymentMethodTypes.find((type) => asynchronousTypes.has(type))
+  if (slow) {
+    throw new ConfigError(`stripe: paymentMethodTypes "${slow}" can stay processing for days, longer than a challenge lives; list only types that settle within seconds, such as "card"`)
   }
   let currency: string
   try {

@@ -8,7 +8,7 @@ import { privateKeyToAccount, type LocalAccount } from 'viem/accounts'
 import * as v from 'valibot'
 import { ConfigurationError, PaymentUnavailableError, VerificationFailedError } from '../../core/Errors.js'
 import { define, type Method, type Price, type Settlement, type VerifyContext } from '../../core/Method.js'
-import { ConfigError, isLoopback } from '../../core/Server.js'
+import { ConfigError, clockSkewMs, isLoopback, referenceKeepUntil } from '../../core/Server.js'
 import { AmountError, toBaseUnits } from './amounts.js'
 import { type Token, defaultRpcUrl, defaultTokens } from './chains.js'
 import { type Gate, type SponsorPolicy, defaultPolicy, inFlight, maxFee, sponsor } from './fee-payer.js'
@@ -194,8 +194,11 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
       final = finalTransaction(decoded.envelope)
     }
     const hash = final.hash.toLowerCase() as Hex
-    // The hash is known before anything is sent: bind it to this challenge first.
-    await context.claimReference(hash)
+    // The hash is known before anything is sent: bind it to this challenge, and record it on the challenge as the
+    // payment committed to, first. A later attempt then resolves this transaction and never broadcasts another.
+    // It is mined before validBefore, so no challenge issued after that can take it (see settled()).
+    await context.claimReference(hash, { keepUntil: referenceKeepUntil(decoded.envelope.validBefore! * 1000 + clockSkewMs) })
+    await context.commit(hash)
     const deadline = Date.now() + settings.receiptTimeoutMs
     // A retry of a credential whose transaction already went out finds its receipt here.
     let found = await node.receipt(hash)
@@ -226,7 +229,21 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
     await node.waitForConfirmations(found, settings.confirmations, deadline)
     // The receipt settles: it must show the same transfers the calls promised.
     checkReceipt(found, check)
+    await settled(context, found)
     return hash
+  }
+
+  /**
+   * A transfer settles only a challenge issued before its block (a minute of clock skew allowed): an older
+   * transfer cannot pay a newer challenge, so its reference can be forgotten once every challenge issued
+   * before its block has expired. Returns the block time.
+   */
+  async function settled(context: VerifyContext<TempoRequest, TempoPayload>, found: { blockNumber: Hex; transactionHash: string }): Promise<number> {
+    const blockTime = await node.blockTime(found.blockNumber)
+    if (blockTime < context.issuedAt.getTime() - clockSkewMs) {
+      throw new VerificationFailedError({ detail: `transaction ${found.transactionHash} was mined before this challenge was issued` })
+    }
+    return blockTime
   }
 
   async function push(context: VerifyContext<TempoRequest, TempoPayload>, rawHash: string): Promise<string> {
@@ -246,16 +263,20 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
     const hash = rawHash.toLowerCase() as Hex
     const deadline = Date.now() + settings.receiptTimeoutMs
     let found = await node.receipt(hash)
-    if (!found) {
+    if (!found && !(await node.known(hash))) {
       // A transaction broadcast through another node may not have reached ours yet: the payer may retry.
-      if (!(await node.known(hash))) throw new PaymentUnavailableError({ detail: `transaction ${hash} is not known on chain ${config.chainId} yet`, retryAfter: 2 })
-      found = await node.waitForReceipt(hash, deadline)
+      throw new PaymentUnavailableError({ detail: `transaction ${hash} is not known on chain ${config.chainId} yet`, retryAfter: 2 })
     }
+    // The node has it: this is the payment committed to this challenge until its receipt says otherwise.
+    await context.commit(hash)
+    found ??= await node.waitForReceipt(hash, deadline)
     if (found.transactionHash.toLowerCase() !== hash) throw new VerificationFailedError({ detail: 'the node returned a receipt for another transaction' })
     await node.waitForConfirmations(found, settings.confirmations, deadline)
     checkReceipt(found, { terms: request, binding: { realm: challenge.realm, challengeId: challenge.id }, attribution: settings.attribution })
-    // Accept only once the hash is bound to this challenge; a hash settles one challenge, forever.
-    await context.claimReference(hash)
+    const blockTime = await settled(context, found)
+    // Accept only once the hash is bound to this challenge; a hash settles one challenge, until no challenge it
+    // could pay (one issued before its block) is alive.
+    await context.claimReference(hash, { keepUntil: referenceKeepUntil(blockTime + clockSkewMs) })
     return hash
   }
 }

@@ -145,6 +145,13 @@ export function rpc(options: RpcOptions) {
     waitForReceipt,
     waitForConfirmations,
 
+    /** The timestamp of a block, in ms since the epoch. */
+    async blockTime(blockNumber: Hex): Promise<number> {
+      const block = await request<{ timestamp: Hex } | null>('block', 'eth_getBlockByNumber', [blockNumber, false])
+      if (!block) throw new PaymentUnavailableError({ detail: 'the Tempo RPC endpoint does not have the block yet', retryAfter: 2 })
+      return Number(hexToBigInt(block.timestamp)) * 1000
+    },
+
     /** Whether the node knows the transaction (pending or mined). */
     async known(hash: Hex): Promise<boolean> {
       await checkChain()
