@@ -344,3 +344,60 @@ describe('invariant 4: a settled payment whose response failed is never spent', 
     expect(book.state.settled).toHaveLength(1)
   })
 })
+
+describe('the replay store failing', { timeout: 90_000 }, () => {
+  it('behavior: a Durable Object call that fails (storage error, overloaded object) answers 503 with Retry-After and loses nothing', async () => {
+    for (const call of ['begin', 'commit', 'settle', 'deliver'] as const) {
+      // The real store, failing once on the chosen call the way a Durable Object stub does.
+      const inner = replayStore(env.REPLAY_GUARD)
+      let armed = true
+      const store = new Proxy(inner, {
+        get: (target, name: keyof ReplayStore.ReplayStore) =>
+          name === call
+            ? (...args: never[]) => {
+                if (!armed) return (target[name] as (...a: never[]) => unknown)(...args)
+                armed = false
+                return Promise.reject(new Error(call === 'settle' ? 'Durable Object is overloaded. Too many requests queued.' : 'Durable Object storage operation exceeded timeout'))
+              }
+            : target[name],
+      })
+      const shop = tempoSeller({}, { store })
+      const challenge = await shop.challenge()
+      const credential = await pullCredential(challenge, await fundedAccount(client))
+      const failed = await shop.request(credential)
+      expect(failed.status, call).toBe(503)
+      expect(failed.headers.get('retry-after'), call).toMatch(/^\d+$/)
+      expect((await problem(failed)).type).toMatch(/payment-unavailable$/)
+      const served = await shop.request(credential)
+      expect(served.status, call).toBe(200)
+      expect(await balanceOf(client, shop.recipient), call).toBe(price)
+      expect((await shop.request(credential)).status, call).toBe(402) // spent, once
+    }
+  })
+})
+
+describe('the credential digest', () => {
+  it('behavior: re-encoding the same payment (hex case, key order, unknown payload keys) is the same credential, not "paid with another credential"', async () => {
+    const book = ledger()
+    const server = Server.create({ realm, secret, methods: [book.method] })
+    const offers = await Server.chargeOffers(server, { amount: '0.25' })
+    const store = ReplayStore.memory()
+    const url = `https://${realm}/report`
+    const unpaid = await Server.handle(server, new Request(url), offers, { store })
+    const challenge = Challenge.fromResponse((unpaid as { response: Response }).response)[0]!
+    const { amount, recipient } = challenge.request as { amount: string; recipient: string }
+    const code = await voucher(challenge.id, amount, recipient)
+    const address = '0x742d35cc6634c0532925a3b844bc9e7595f8fe00'
+    const send = (authorization: string) => Server.handle(server, new Request(url, { headers: { authorization } }), offers, { store })
+
+    const first = await send(Credential.serialize({ challenge, source: `did:pkh:eip155:1:${address}`, payload: { voucher: code } }))
+    expect(first.type).toBe('paid')
+    if (first.type === 'paid') await first.release() // the handler failed: settled, not delivered
+    const resent = await send(Credential.serialize({ challenge, source: `did:pkh:eip155:1:${address.toUpperCase().replace('0X', '0x')}`, payload: { note: 'resent', voucher: code } }))
+    expect(resent).toMatchObject({ type: 'paid', redelivery: true })
+    // A different payment for the same challenge is still another credential.
+    if (resent.type === 'paid') await resent.release()
+    const other = await send(Credential.serialize({ challenge, source: 'did:pkh:eip155:1:0x0000000000000000000000000000000000000001', payload: { voucher: code } }))
+    expect(other.type === 'response' && other.error.detail).toMatch(/paid with another credential/)
+  })
+})
