@@ -446,6 +446,8 @@ function keepLease(store: ReplayStore, id: string, attempt: string, leaseMs: num
       () => {}, // a failed renewal is retried on the next tick; the lease is still ours until it lapses
     )
   }, Math.floor(leaseMs / 3))
+  // Where timers keep a process alive (Node), renewing a lease must not.
+  ;(timer as { unref?: () => void }).unref?.()
   const stop = () => clearInterval(timer)
   return { stop }
 }
