@@ -49,7 +49,8 @@ export interface ReplayStore {
   fail(challengeId: string, attempt: string): Promise<void>
   /**
    * Binds a reference to the challenge; false when it already belongs to another challenge. `keepUntil` (ms
-   * epoch) is when no challenge the reference could still pay is alive any more; without it it is kept for good.
+   * epoch) is when no challenge the reference could still pay is alive any more (the owning challenge's later
+   * claim sets it anew); without it the reference is kept for good.
    */
   claimReference(reference: string, challengeId: string, keepUntil?: number | undefined): Promise<boolean>
   /**

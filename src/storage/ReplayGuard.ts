@@ -95,15 +95,18 @@ export class ReplayGuard extends DurableObject {
     this.sql.exec("UPDATE challenges SET committed = NULL, credential = NULL, lease_until = 0 WHERE id = ? AND attempt = ? AND state = 'pending'", id, attempt)
   }
 
-  /** Binds a settlement reference to a challenge until `keepUntil` (for good without it); false when another challenge owns it. */
+  /**
+   * Binds a settlement reference to a challenge until `keepUntil` (for good without it; the owner's later claim
+   * sets it anew); false when another challenge owns it.
+   */
   async claimReference(reference: string, challengeId: string, keepUntil?: number): Promise<boolean> {
     const owner = this.sql
       .exec<{ challenge_id: string }>('SELECT challenge_id FROM refs WHERE reference = ?', reference)
       .toArray()[0]
     if (owner) {
       if (owner.challenge_id !== challengeId) return false
-      // A later claim may only lengthen how long the reference is kept.
-      if (keepUntil !== undefined) this.sql.exec('UPDATE refs SET keep_until = MAX(keep_until, ?) WHERE reference = ? AND keep_until IS NOT NULL', keepUntil, reference)
+      // The owner's later claim knows better how long the reference can still pay (a token's reported expiry).
+      if (keepUntil !== undefined) this.sql.exec('UPDATE refs SET keep_until = ? WHERE reference = ? AND keep_until IS NOT NULL', keepUntil, reference)
       return true
     }
     this.sql.exec('INSERT INTO refs (reference, challenge_id, created_at, keep_until) VALUES (?, ?, ?, ?)', reference, challengeId, Date.now(), keepUntil ?? null)

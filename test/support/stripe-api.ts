@@ -1,6 +1,7 @@
 /**
  * A local HTTP server speaking Stripe's documented API for `POST /v1/payment_intents`,
- * `GET /v1/payment_intents/{id}` and `GET /v1/payment_intents/search` (metadata queries), for tests that cannot reach Stripe: bearer or basic auth, form-encoded
+ * `GET /v1/payment_intents/{id}`, `GET /v1/payment_intents/search` (metadata queries) and
+ * `GET /v1/shared_payment/granted_tokens/{id}`, for tests that cannot reach Stripe: bearer or basic auth, form-encoded
  * bodies, `Stripe-Version`, `Stripe-Account` (a PaymentIntent made on a connected account is found only with
  * that header), Stripe's error object, and idempotency as Stripe API v1 documents it (the first result for a
  * key is saved once execution begins and replayed with `Idempotent-Replayed: true`, as it was then; other
@@ -38,6 +39,7 @@ export async function startStripeApi(options: { port: number; slowMs?: number })
   const consumed = new Set<string>()
   const flakySeen = new Set<string>()
   const intents = new Map<string, Stored>()
+  const firstSeen = new Map<string, number>()
   let counter = 0
   const id = (prefix: string) => `${prefix}_${(++counter).toString(36).padStart(6, '0')}${Math.random().toString(36).slice(2, 14)}`
 
@@ -201,6 +203,27 @@ export async function startStripeApi(options: { port: number; slowMs?: number })
     return { status: 200, body: { object: 'search_result', url: '/v1/payment_intents/search', has_more: found.length > limit, next_page: null, data: found.slice(0, limit).map((s) => s.intent) } }
   }
 
+  /**
+   * `GET /v1/shared_payment/granted_tokens/{id}` (Stripe API "Retrieve a SharedPaymentGrantedToken"): a token
+   * this server knows lives for an hour from when it was first seen (`expired` ones ended an hour ago); `usage_limits`
+   * carries `expires_at` in seconds. An unknown token is a 404.
+   */
+  function grantedToken(record: RecordedRequest, token: string): Answer {
+    const unauthorized = authenticate(record)
+    if (unauthorized) return unauthorized
+    const outcome = outcomeOf(token)
+    if (outcome === 'unknown') {
+      return error(404, { type: 'invalid_request_error', code: 'resource_missing', param: 'id', message: `No such shared_payment_granted_token: '${token}'` })
+    }
+    const created = firstSeen.get(token) ?? Math.floor(Date.now() / 1000)
+    firstSeen.set(token, created)
+    const expiresAt = outcome === 'expired' ? created - 3600 : created + 3600
+    return {
+      status: 200,
+      body: { id: token, object: 'shared_payment.granted_token', created, livemode: false, deactivated_at: null, deactivated_reason: null, usage_limits: { currency: 'usd', max_amount: 1_000_000, expires_at: expiresAt } },
+    }
+  }
+
   function settle(stored: Stored, status: 'succeeded' | 'requires_payment_method') {
     stored.intent.status = status
     if (status === 'succeeded') {
@@ -224,6 +247,8 @@ export async function startStripeApi(options: { port: number; slowMs?: number })
     const retrieved = /^\/v1\/payment_intents\/([^/]+)$/.exec(url.pathname)
     if (req.method === 'POST' && url.pathname === '/v1/payment_intents') {
       answer = await paymentIntents(record)
+    } else if (req.method === 'GET' && /^\/v1\/shared_payment\/granted_tokens\/[^/]+$/.test(url.pathname)) {
+      answer = grantedToken(record, decodeURIComponent(url.pathname.split('/').pop()!))
     } else if (req.method === 'GET' && url.pathname === '/v1/payment_intents/search') {
       answer = search(record, url)
     } else if (req.method === 'GET' && retrieved) {

@@ -17,7 +17,9 @@ import { attributionMemo } from '../../src/methods/tempo/memo.js'
 import { tempo, type TempoConfig, type TempoRequest } from '../../src/methods/tempo/method.js'
 import { payment } from '../../src/middleware/payment.js'
 import { idempotencyStore } from '../../src/storage/idempotency.js'
-import { replayStore } from '../../src/storage/replay-store.js'
+import { replayStore, shardOf } from '../../src/storage/replay-store.js'
+import { encodeBytes } from '../../src/core/Encoding.js'
+import { runInDurableObject } from 'cloudflare:test'
 import { ledger, voucher } from '../support/ledger-method.js'
 import { type RecordedRequest, spt, testSecretKey } from '../support/stripe-fixtures.js'
 import { balanceOf, chainClient, chainId, freshAddress, fundedAccount, rpcProxy, signPayment, transferCall } from '../support/tempo-chain.js'
@@ -399,5 +401,55 @@ describe('the credential digest', () => {
     if (resent.type === 'paid') await resent.release()
     const other = await send(Credential.serialize({ challenge, source: 'did:pkh:eip155:1:0x0000000000000000000000000000000000000001', payload: { voucher: code } }))
     expect(other.type === 'response' && other.error.detail).toMatch(/paid with another credential/)
+  })
+})
+
+describe('settlement references are not kept forever', { timeout: 60_000 }, () => {
+  it('behavior: a transfer mined before a challenge was issued cannot pay it, so a swept transaction hash cannot be replayed', async () => {
+    const shop = tempoSeller({ attribution: 'optional', modes: ['pull'] })
+    const server = shop.pay.server
+    const offers = await Server.chargeOffers(server, { amount: '0.25' })
+    const url = `https://${realm}/item`
+    const issue = async (now?: Date) => {
+      const unpaid = await Server.handle(server, new Request(url), offers, { store: shop.store, now })
+      return Challenge.fromResponse((unpaid as { response: Response }).response)[0]! as Challenge.Challenge & { request: TempoRequest }
+    }
+    const first = await issue()
+    const payer = await fundedAccount(client)
+    // Without a challenge-bound memo only the hash ties the transfer to a challenge.
+    const validBefore = Math.min(Math.floor(Date.now() / 1000) + 60, Math.floor(Date.parse(first.expires!) / 1000))
+    const signature = await signPayment(client, payer, { calls: [transferCall(first.request.currency, first.request.recipient as Address, price)], validBefore })
+    const paying = (challenge: Challenge.Challenge) => Credential.serialize({ challenge, payload: { type: 'transaction', signature } })
+    const paid = await Server.handle(server, new Request(url, { headers: { authorization: paying(first) } }), offers, { store: shop.store })
+    expect(paid.type).toBe('paid')
+    if (paid.type === 'paid') await paid.deliver()
+
+    // Later, after its reference row was swept (a store without it), the same transaction for a new challenge.
+    const later = new Date(Date.now() + 10 * 60_000)
+    const second = await issue(later)
+    const swept = ReplayStore.memory()
+    const replayed = await Server.handle(server, new Request(url, { headers: { authorization: paying(second) } }), offers, { store: swept, now: later })
+    expect(replayed.type === 'response' && replayed.error.detail).toMatch(/mined before this challenge was issued/)
+    expect(await balanceOf(client, shop.recipient)).toBe(price)
+  })
+
+  it('behavior: a Shared Payment Token is kept until its expiry as Stripe reports it, a PaymentIntent id until its challenge is gone', async () => {
+    const shop = stripeSeller({ timeoutMs: 2_000 })
+    const challenge = await shop.challenge()
+    const token = spt('ok')
+    const before = Date.now()
+    expect((await shop.pay(challenge, token)).status).toBe(200)
+    const keptUntil = async (reference: string) => {
+      const digest = encodeBytes(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(reference))))
+      const key = `stripe:${digest}`
+      const stub = env.REPLAY_GUARD.get(env.REPLAY_GUARD.idFromName(`replay:${shardOf(`r:${key}`, 32)}`))
+      return runInDurableObject(stub, (_, state) => state.storage.sql.exec<{ keep_until: number | null }>('SELECT keep_until FROM refs WHERE reference = ?', key).one().keep_until)
+    }
+    // The local Stripe API reports an expiry an hour after it first saw the token.
+    const tokenKept = (await keptUntil(token))!
+    expect(tokenKept).toBeGreaterThan(before + 60 * 60_000)
+    expect(tokenKept).toBeLessThan(Date.now() + 2 * 60 * 60_000)
+    const paymentIntent = (await stripeRequests({ token })).find((r) => r.method === 'POST')!.paymentIntent!
+    expect(await keptUntil(paymentIntent)).toBe(Date.parse(challenge.expires!) + Server.redeliveryGraceMs + 10 * 60_000)
   })
 })

@@ -88,7 +88,14 @@ export type Client = {
    * Stripe's Search Query Language); newest first. Search is eventually consistent (usually within a minute).
    */
   searchByChallenge: (challengeId: string, options: { stripeAccount?: string | undefined }) => Promise<PaymentIntent[]>
+  /**
+   * When a Shared Payment Token stops being usable, as Stripe reports it (`GET /v1/shared_payment/granted_tokens/{id}`,
+   * `usage_limits.expires_at`), in ms since the epoch; undefined when Stripe reports none or cannot say now.
+   */
+  tokenExpiry: (spt: string, options: { stripeAccount?: string | undefined }) => Promise<number | undefined>
 }
+
+const GrantedToken = v.looseObject({ usage_limits: v.optional(v.nullable(v.looseObject({ expires_at: v.optional(v.nullable(v.number())) }))) })
 
 const SearchResult = v.looseObject({ object: v.literal('search_result'), data: v.array(v.unknown()) })
 
@@ -166,6 +173,20 @@ export function client(config: ClientConfig): Client {
       const parsed = v.safeParse(SearchResult, parseJson(answer.text))
       if (!parsed.success) throw new PaymentUnavailableError({ detail: 'Stripe answered the search with an unreadable result', retryAfter: 2 })
       return parsed.output.data.map((item) => readIntent(JSON.stringify(item)))
+    },
+    async tokenExpiry(spt, options) {
+      const headers = new Headers()
+      if (options.stripeAccount !== undefined) headers.set('stripe-account', options.stripeAccount)
+      try {
+        const answer = await call(`${config.apiBase}/v1/shared_payment/granted_tokens/${encodeURIComponent(spt)}`, { method: 'GET', headers, timeoutMs: config.timeoutMs })
+        if (answer.status !== 200) return undefined
+        const parsed = v.safeParse(GrantedToken, parseJson(answer.text))
+        const seconds = parsed.success ? parsed.output.usage_limits?.expires_at : undefined
+        return typeof seconds === 'number' && Number.isSafeInteger(seconds) && seconds > 0 ? seconds * 1000 : undefined
+      } catch {
+        // Only how long a reference is kept depends on it: the longest a token lives is assumed instead.
+        return undefined
+      }
     },
   }
 }

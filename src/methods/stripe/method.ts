@@ -130,11 +130,12 @@ export function stripe(config: StripeConfig): Method<Request, Payload> {
         if (paymentIntent) assertSamePayment(paymentIntent, expected)
       }
       if (!paymentIntent) {
-        // Spec step 4: a token pays at most one challenge, kept as long as the token could be presented (Stripe
-        // reports no expiry on the PaymentIntent: the longest a granted token lives). The retry of this same
-        // challenge may claim it again.
+        // Spec step 4: a token pays at most one challenge, kept as long as the token could be presented: first the
+        // longest a granted token lives, then (looked up beside the create) its expiry as Stripe reports it. The
+        // retry of this same challenge may claim it again.
         await claimReference(spt, { keepUntil: Date.now() + tokenLifetimeMs })
         await commit(spt, { secret: true })
+        const expiry = api.tokenExpiry(spt, { stripeAccount })
         const created = await api.createPaymentIntent(
           {
             amount,
@@ -155,6 +156,8 @@ export function stripe(config: StripeConfig): Method<Request, Payload> {
         replayed = created.replayed
         paymentIntent = created.paymentIntent
         assertSamePayment(paymentIntent, expected)
+        const expiresAt = await expiry
+        if (expiresAt !== undefined) await claimReference(spt, { keepUntil: Math.max(expiresAt, Date.now()) + 10 * 60_000 })
       }
       // A replay pays only the attempt that resumes its own earlier one, also when it replays `processing`.
       assertReplayAllowed({ replayed, resumed })
