@@ -60,9 +60,10 @@ function tempoSeller(config: Partial<TempoConfig> = {}, options: { store?: Repla
 }
 
 /** A pull credential: the payer signs a transfer of the price with the challenge-bound memo. */
-async function pullCredential(challenge: Challenge.Challenge & { request: TempoRequest }, payer: PrivateKeyAccount) {
+async function pullCredential(challenge: Challenge.Challenge & { request: TempoRequest }, payer: PrivateKeyAccount, window = 25) {
   const memo = attributionMemo({ realm: challenge.realm, challengeId: challenge.id })
-  const validBefore = Math.min(Math.floor(Date.now() / 1000) + 60, Math.floor(Date.parse(challenge.expires!) / 1000))
+  // T4 refuses expiring nonces valid more than 30 s ahead.
+  const validBefore = Math.min(Math.floor(Date.now() / 1000) + window, Math.floor(Date.parse(challenge.expires!) / 1000))
   const signature = await signPayment(client, payer, { calls: [transferCall(challenge.request.currency, challenge.request.recipient as Address, price, memo)], validBefore })
   return Credential.serialize({ challenge, payload: { type: 'transaction', signature }, source: `did:pkh:eip155:${chainId}:${payer.address}` })
 }
@@ -103,9 +104,9 @@ describe('invariant 1: a challenge is paid at most once', { timeout: 60_000 }, (
     expect(down.status).toBe(503)
     shop.proxy.state.mode = 'up'
 
-    // A wallet retrying naturally signs a new transaction for the same challenge.
-    const other = await fundedAccount(client)
-    const second = await pullCredential(challenge, other)
+    // A wallet retrying naturally signs a new transaction for the same challenge (another validity window).
+    const second = await pullCredential(challenge, payer, 20)
+    expect(second).not.toBe(first)
     const sent = shop.proxy.state.seen.filter((m) => m === 'eth_sendRawTransaction').length
     const refused = await shop.request(second)
     expect(refused.status).toBe(409)
@@ -119,7 +120,6 @@ describe('invariant 1: a challenge is paid at most once', { timeout: 60_000 }, (
     const served = await shop.request(first)
     expect(served.status).toBe(200)
     expect(await balanceOf(client, shop.recipient)).toBe(price)
-    expect(await balanceOf(client, other.address)).toBe(10_000_000n)
     // After it paid, another credential is refused as paid with another credential, not served.
     const after = await shop.request(second)
     expect(after.status).toBe(402)
@@ -417,7 +417,7 @@ describe('settlement references are not kept forever', { timeout: 60_000 }, () =
     const first = await issue()
     const payer = await fundedAccount(client)
     // Without a challenge-bound memo only the hash ties the transfer to a challenge.
-    const validBefore = Math.min(Math.floor(Date.now() / 1000) + 60, Math.floor(Date.parse(first.expires!) / 1000))
+    const validBefore = Math.min(Math.floor(Date.now() / 1000) + 25, Math.floor(Date.parse(first.expires!) / 1000))
     const signature = await signPayment(client, payer, { calls: [transferCall(first.request.currency, first.request.recipient as Address, price)], validBefore })
     const paying = (challenge: Challenge.Challenge) => Credential.serialize({ challenge, payload: { type: 'transaction', signature } })
     const paid = await Server.handle(server, new Request(url, { headers: { authorization: paying(first) } }), offers, { store: shop.store })
