@@ -441,10 +441,15 @@ async function verify(context: Context, credential: Credential.Credential, store
 function keepLease(store: ReplayStore, id: string, attempt: string, leaseMs: number, until: number): { stop: () => void } {
   const timer = setInterval(() => {
     if (Date.now() >= until) return stop()
-    store.renew(id, attempt, Date.now() + leaseMs).then(
-      (held) => held || stop(),
-      () => {}, // a failed renewal is retried on the next tick; the lease is still ours until it lapses
-    )
+    // A failed renewal is retried on the next tick; the lease is still ours until it lapses.
+    try {
+      store.renew(id, attempt, Date.now() + leaseMs).then(
+        (held) => held || stop(),
+        () => {},
+      )
+    } catch {
+      // As above: a store that throws instead of rejecting.
+    }
   }, Math.floor(leaseMs / 3))
   // Where timers keep a process alive (Node), renewing a lease must not.
   ;(timer as { unref?: () => void }).unref?.()
