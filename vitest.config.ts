@@ -1,13 +1,12 @@
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers'
 import { defineConfig } from 'vitest/config'
-import { freePort } from './test/support/ports.js'
+import { testServices } from './src/testing/node/services.js'
 
 // Ports are chosen once here, so the global setup (which starts the services) and the workerd
 // bindings (which point the worker at them) agree. Every run gets fresh ports: runs can overlap.
-process.env.MPP_TEST_ANVIL_PORT ??= String(await freePort())
-process.env.MPP_TEST_STRIPE_PORT ??= String(await freePort())
-const anvilUrl = `http://127.0.0.1:${process.env.MPP_TEST_ANVIL_PORT}`
-const stripeUrl = `http://127.0.0.1:${process.env.MPP_TEST_STRIPE_PORT}`
+const services = await testServices()
+const anvilUrl = services.tempoRpcUrl
+const stripeUrl = services.stripeApiUrl
 
 const optimizer = {
   ssr: {

@@ -3,7 +3,7 @@
  * the gateway only forwards requests here once they are paid (or free).
  */
 import { type Server, createServer } from 'node:http'
-import { listen } from '../test/support/ports.js'
+import { listen } from '../src/testing/node/ports.js'
 
 /** A running origin. */
 export type Origin = { url: string; stop: () => Promise<void> }

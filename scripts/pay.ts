@@ -13,7 +13,7 @@ import * as Receipt from '../src/core/Receipt.js'
 import { exponent } from '../src/methods/stripe/currency.js'
 import { defaultTokens } from '../src/methods/tempo/chains.js'
 import { readState } from '../demo/state.js'
-import { spt } from '../test/support/stripe-fixtures.js'
+import { spt } from '../src/testing/stripe-fixtures.js'
 
 const usage = `usage: npm run pay -- <url> [--method tempo|stripe] [--mode pull|push] [-X METHOD] [-d BODY] [--max AMOUNT] [--spt TOKEN]
 
@@ -63,7 +63,7 @@ async function main(): Promise<number> {
   } else if (values.method === 'stripe') {
     const token = values.spt ?? process.env.STRIPE_SPT
     if (!token && !demo) throw new Error('a Stripe payment needs --spt <Shared Payment Token> outside the local demo')
-    // The local Stripe API server grants any `spt_ok_…` token (see test/support/stripe-fixtures.ts).
+    // The local Stripe API server grants any `spt_ok_…` token (see src/testing/stripe-fixtures.ts).
     wallet = stripeWallet({ token: () => token ?? spt('ok') })
     payer = token ? 'the given Shared Payment Token' : 'a test Shared Payment Token of the local Stripe API'
   } else {

@@ -12,11 +12,11 @@ import type { Hex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { type DemoState, demoDir, root, writeState } from '../demo/state.js'
 import { startOrigin } from '../demo/origin.js'
-import { anvilArgs, anvilBinary, rpc } from '../test/support/anvil.js'
-import { freePort } from '../test/support/ports.js'
-import { startStripeApi } from '../test/support/stripe-api.js'
-import { testSecretKey } from '../test/support/stripe-fixtures.js'
-import { chainClient, chainId, fund } from '../test/support/tempo-chain.js'
+import { anvilArgs, anvilBinary, rpc } from '../src/testing/node/anvil.js'
+import { freePort } from '../src/testing/node/ports.js'
+import { startStripeApi } from '../src/testing/node/stripe-api.js'
+import { testSecretKey } from '../src/testing/stripe-fixtures.js'
+import { chainClient, chainId, fund } from '../src/testing/chain.js'
 
 const port = Number(process.env.PORT || 8787)
 const rpcPort = Number(process.env.RPC_PORT || 8545)

@@ -26,7 +26,7 @@ export async function readUpTo(
  * @example
  * Body.concat([new Uint8Array([1]), new Uint8Array([2])], 2) // Uint8Array [1, 2]
  */
-export function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
+export function concat(chunks: readonly Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(size)
   let offset = 0
   for (const chunk of chunks) {

@@ -5,7 +5,7 @@
  * @example
  * await BodyDigest.compute(new TextEncoder().encode('{}')) // 'sha-256=:RBNvo1WzZ4oRRq0W9+hknpT7T8If536DEMBg9hyq/4o=:'
  */
-export async function compute(body: ArrayBuffer | Uint8Array): Promise<string> {
+export async function compute(body: ArrayBuffer | Uint8Array<ArrayBuffer>): Promise<string> {
   const hash = new Uint8Array(await crypto.subtle.digest('SHA-256', body))
   let binary = ''
   for (const byte of hash) binary += String.fromCharCode(byte)
@@ -18,6 +18,6 @@ export async function compute(body: ArrayBuffer | Uint8Array): Promise<string> {
  * @example
  * await BodyDigest.matches(body, challenge.digest!) // true
  */
-export async function matches(body: ArrayBuffer | Uint8Array, digest: string): Promise<boolean> {
+export async function matches(body: ArrayBuffer | Uint8Array<ArrayBuffer>, digest: string): Promise<boolean> {
   return (await compute(body)) === digest.trim()
 }

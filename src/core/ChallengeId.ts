@@ -72,7 +72,7 @@ export async function compute(secret: string, slots: Slots): Promise<string> {
  * await ChallengeId.verify(secret, echoed, echoed.id) // true
  */
 export async function verify(secret: string, slots: Slots, id: string): Promise<boolean> {
-  let mac: Uint8Array
+  let mac: Uint8Array<ArrayBuffer>
   try {
     mac = decodeId(id)
   } catch {
@@ -82,7 +82,7 @@ export async function verify(secret: string, slots: Slots, id: string): Promise<
   return crypto.subtle.verify('HMAC', await key(secret), mac, utf8.encode(input(slots)))
 }
 
-function decodeId(id: string): Uint8Array {
+function decodeId(id: string): Uint8Array<ArrayBuffer> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(id)) throw new Error('not an id')
   const binary = atob(id.replace(/-/g, '+').replace(/_/g, '/'))
   return Uint8Array.from(binary, (c) => c.charCodeAt(0))

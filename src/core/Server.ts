@@ -604,7 +604,7 @@ function hasBody(request: Request): boolean {
   return request.body !== null && !['GET', 'HEAD'].includes(request.method)
 }
 
-async function readBody(request: Request, max: number): Promise<Uint8Array> {
+async function readBody(request: Request, max: number): Promise<Uint8Array<ArrayBuffer>> {
   const tooLarge = () => new BadRequestError({ detail: `request body larger than ${max} bytes cannot be bound to a payment` })
   if (Number(request.headers.get('content-length') ?? '0') > max) throw tooLarge()
   const body = request.clone().body

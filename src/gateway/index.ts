@@ -1,22 +1,15 @@
 /**
- * @module The deployable gateway worker (wrangler.toml `main`). Settings, pricing.json and the method
- * configurations are checked at module load: a bad one stops the worker from starting (and `wrangler
- * deploy` from publishing it), and the error names the setting or the pricing entry.
+ * @module The deployable gateway worker (wrangler.toml `main`): `mpp-edge/gateway` with this repository's
+ * pricing.json. Settings, pricing.json and the method configurations are checked at module load: a bad one
+ * stops the worker from starting (and `wrangler deploy` from publishing it), and the error names the
+ * setting or the pricing entry.
  */
-import { env } from 'cloudflare:workers'
 import pricing from '../../pricing.json'
-import { createGateway } from './gateway.js'
-import { methodFactories } from './methods.js'
-import type { GatewayEnv } from './settings.js'
+import { createGateway } from './public.js'
 
-export { ChannelState } from '../storage/ChannelState.js'
-export { IdempotencyCache } from '../storage/IdempotencyCache.js'
-export { PayerChannels } from '../storage/PayerChannels.js'
-export { ReplayGuard } from '../storage/ReplayGuard.js'
-export { SponsorGate } from '../storage/SponsorGate.js'
-export { RateCounter } from './RateCounter.js'
+export { ChannelState, IdempotencyCache, PayerChannels, RateCounter, ReplayGuard, SponsorGate } from './public.js'
 
-const gateway = createGateway({ pricing, env: env as unknown as GatewayEnv, factories: methodFactories })
+const gateway = createGateway({ pricing })
 
 export default {
   fetch: (request) => gateway.fetch(request),

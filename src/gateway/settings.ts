@@ -1,6 +1,7 @@
 /** @module The gateway's settings (wrangler vars, secrets and bindings), checked once at start-up. */
 import type { IdempotencyCache } from '../storage/IdempotencyCache.js'
 import type { ReplayGuard } from '../storage/ReplayGuard.js'
+import type { SponsorGate } from '../storage/SponsorGate.js'
 import type { RateCounter } from './RateCounter.js'
 
 /**
@@ -18,7 +19,8 @@ export type RateLimitBinding = { limit(options: { key: string }): Promise<{ succ
 /** The bindings and variables the gateway reads (see wrangler.toml and README.md, "Gateway"). */
 export type GatewayEnv = Partial<Cloudflare.Env> & {
   // The vars and Durable Objects of wrangler.toml are generated into worker-configuration.d.ts by
-  // `npm run types`; below are the secrets and the optional bindings wrangler.toml leaves commented out.
+  // `npm run types`; below are the secrets, the optional bindings wrangler.toml leaves commented out, and
+  // the Durable Objects again, so the types hold in a seller's worker that has no generated file of ours.
   MPP_SECRET_KEY?: string
   MPP_PREVIOUS_SECRETS?: string
   MPP_OPERATOR_SECRET?: string
@@ -26,6 +28,10 @@ export type GatewayEnv = Partial<Cloudflare.Env> & {
   CHALLENGE_RATE_LIMITER?: RateLimitBinding
   VERIFY_RATE_LIMITER?: RateLimitBinding
   ANALYTICS?: AnalyticsEngineDataset
+  REPLAY_GUARD?: DurableObjectNamespace<ReplayGuard>
+  IDEMPOTENCY_CACHE?: DurableObjectNamespace<IdempotencyCache>
+  RATE_COUNTER?: DurableObjectNamespace<RateCounter>
+  SPONSOR_GATE?: DurableObjectNamespace<SponsorGate>
   [name: string]: unknown
 }
 

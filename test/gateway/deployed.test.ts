@@ -11,7 +11,7 @@ import * as Challenge from '../../src/core/Challenge.js'
 import * as Credential from '../../src/core/Credential.js'
 import * as Receipt from '../../src/core/Receipt.js'
 import { openApiPath } from '../../src/gateway/openapi.js'
-import { spt } from '../support/stripe-fixtures.js'
+import { spt } from '../../src/testing/stripe-fixtures.js'
 import { discoveryViolations } from './discovery-rules.js'
 
 const base = 'https://api.example.com'

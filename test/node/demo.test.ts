@@ -10,7 +10,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as Receipt from '../../src/core/Receipt.js'
 import { demoDir, readState } from '../../demo/state.js'
-import { freePort } from '../support/ports.js'
+import { freePort } from '../../src/testing/node/ports.js'
 import { balanceOf, chainClient } from '../support/tempo-chain.js'
 
 const demoRecipient = JSON.parse(readFileSync(new URL('../../demo/pricing.json', import.meta.url), 'utf8')).methods.tempo.recipient as Hex

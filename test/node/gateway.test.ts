@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as Challenge from '../../src/core/Challenge.js'
 import * as Credential from '../../src/core/Credential.js'
 import * as Receipt from '../../src/core/Receipt.js'
-import { freePort } from '../support/ports.js'
-import { spt, testSecretKey } from '../support/stripe-fixtures.js'
+import { freePort } from '../../src/testing/node/ports.js'
+import { spt, testSecretKey } from '../../src/testing/stripe-fixtures.js'
 
 const chromiumPath = '/usr/bin/chromium'
 const hasChromium = existsSync(chromiumPath)

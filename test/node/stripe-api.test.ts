@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type StripeApi, startStripeApi } from '../support/stripe-api.js'
-import { spt, testSecretKey } from '../support/stripe-fixtures.js'
+import { type StripeApi, startStripeApi } from '../../src/testing/node/stripe-api.js'
+import { spt, testSecretKey } from '../../src/testing/stripe-fixtures.js'
 
 // The local server must behave like Stripe where the method depends on it, or the worker tests prove nothing.
 let api: StripeApi

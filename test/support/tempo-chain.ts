@@ -1,65 +1,20 @@
 /**
- * Helpers for tests against the local `anvil --network tempo --hardfork T4` chain, usable inside workerd (viem
- * over fetch): funded payers (one account pays any number of times on T4), a second TIP-20 token, payer-side
- * signing (pull) and broadcasting (push), and a controllable proxy between the method and the chain for outage
- * cases.
+ * Helpers for this repository's tests against the local `anvil --network tempo --hardfork T4` chain, usable
+ * inside workerd (viem over fetch): a second TIP-20 token, payer-side signing (pull) and broadcasting (push), and
+ * a controllable proxy between the method and the chain for outage cases. The client, funding and balances come
+ * from the testing kit (src/testing/chain.ts) and are re-exported here.
  *
- * Anvil quirks handled here: funding uses random 2D nonce lanes of the rich dev account so test files can fund in
- * parallel; gas estimates are padded, since anvil's leave out the signature check and undercount batches, and no
+ * Anvil quirks handled here: gas estimates are padded, since anvil's leave out the signature check and undercount batches, and no
  * gas limit is hard-coded (state creation on T4 costs about ten times T0's).
  */
-import { type Address, type Hex, type TransactionReceipt, createClient, encodeFunctionData, http, maxUint256 } from 'viem'
+import { type Address, type Hex, encodeFunctionData, maxUint256 } from 'viem'
 import { SignatureEnvelope, TxEnvelopeTempo } from 'ox/tempo'
-import { type PrivateKeyAccount, generatePrivateKey, mnemonicToAccount, privateKeyToAccount } from 'viem/accounts'
-import { prepareTransactionRequest, readContract, sendRawTransactionSync, signTransaction } from 'viem/actions'
+import type { PrivateKeyAccount } from 'viem/accounts'
+import { prepareTransactionRequest, sendRawTransactionSync, signTransaction } from 'viem/actions'
 import { Abis, Actions } from 'viem/tempo'
-import { chainFor } from '../../src/methods/tempo/chains.js'
+import { type ChainClient, pathUsd, rich, sendFromRich } from '../../src/testing/chain.js'
 
-/** The chain id the test anvil runs with. */
-export const chainId = 42431
-/** pathUSD, the TIP-20 precompile every Tempo chain has (6 decimals). */
-export const pathUsd: Address = '0x20c0000000000000000000000000000000000000'
-/** Anvil's dev mnemonic; account 0 holds a huge pathUSD balance. */
-const rich = mnemonicToAccount('test test test test test test test test test test test junk')
-
-/** A viem client for the local chain. */
-export function chainClient(url: string) {
-  return createClient({ chain: chainFor(chainId, url), transport: http(url), pollingInterval: 100 })
-}
-export type ChainClient = ReturnType<typeof chainClient>
-
-const lane = () => BigInt(`0x${[...crypto.getRandomValues(new Uint8Array(12))].map((b) => b.toString(16).padStart(2, '0')).join('')}`) + 1n
-
-/** A fresh random address (a recipient nobody has used). */
-export function freshAddress(): Address {
-  return privateKeyToAccount(generatePrivateKey()).address
-}
-
-/**
- * Sends calls from the rich dev account on a random nonce lane and returns the receipt; a reverted transaction
- * fails the test. The gas limit is four times anvil's estimate, which undercounts state creation on T4 (creating a
- * token: estimated 1.02M, used 2.80M) and batched calls; the rich account's fees do not matter.
- */
-export async function sendFromRich(client: ChainClient, calls: readonly { to: Address; data: Hex }[]): Promise<TransactionReceipt> {
-  const prepared = (await prepareTransactionRequest(client, { account: rich, calls, feeToken: pathUsd, nonceKey: lane() } as never)) as Record<string, unknown> & { gas?: bigint }
-  prepared.gas = (prepared.gas ?? 0n) * 4n
-  const serializedTransaction = await signTransaction(client, prepared as never)
-  return (await sendRawTransactionSync(client, { serializedTransaction, throwOnReceiptRevert: true } as never)) as TransactionReceipt
-}
-
-/** Sends `amount` base units of pathUSD (and of `token` when given) from the rich dev account. */
-export async function fund(client: ChainClient, to: Address, amount: bigint, token?: Address): Promise<void> {
-  const calls = [Actions.token.transfer.call(client, { token: pathUsd, to, amount })]
-  if (token) calls.push(Actions.token.transfer.call(client, { token, to, amount }))
-  await sendFromRich(client, calls)
-}
-
-/** A fresh account holding `amount` base units of pathUSD (and of `token` when given). */
-export async function fundedAccount(client: ChainClient, amount = 10_000_000n, token?: Address): Promise<PrivateKeyAccount> {
-  const account = privateKeyToAccount(generatePrivateKey())
-  await fund(client, account.address, amount, token)
-  return account
-}
+export { balanceOf, chainClient, chainId, freshAddress, fund, fundedAccount, pathUsd, rich, sendFromRich, type ChainClient } from '../../src/testing/chain.js'
 
 /** Creates a second USD TIP-20 token through the factory precompile and mints `supply` to the rich account. */
 export async function createToken(client: ChainClient, supply = 1_000_000_000_000n): Promise<Address> {
@@ -68,11 +23,6 @@ export async function createToken(client: ChainClient, supply = 1_000_000_000_00
   await sendFromRich(client, [Actions.token.grantRoles.call(client, { token, role: 'issuer', to: rich.address } as never)])
   await sendFromRich(client, [Actions.token.mint.call(client, { token, to: rich.address, amount: supply })])
   return token
-}
-
-/** A TIP-20 balance in base units. */
-export async function balanceOf(client: ChainClient, account: Address, token: Address = pathUsd): Promise<bigint> {
-  return (await readContract(client, { address: token, abi: Abis.tip20, functionName: 'balanceOf', args: [account] })) as bigint
 }
 
 /** A `transfer`/`transferWithMemo` call. */

@@ -12,7 +12,7 @@ import * as Receipt from '../../src/core/Receipt.js'
 import { stripe } from '../../src/methods/stripe/method.js'
 import { payment } from '../../src/middleware/payment.js'
 import { replayStore } from '../../src/storage/replay-store.js'
-import { type RecordedRequest, spt, testSecretKey } from '../support/stripe-fixtures.js'
+import { type RecordedRequest, spt, testSecretKey } from '../../src/testing/stripe-fixtures.js'
 
 type Env = { Bindings: Cloudflare.Env }
 

@@ -21,7 +21,7 @@ import { replayStore, shardOf } from '../../src/storage/replay-store.js'
 import { encodeBytes } from '../../src/core/Encoding.js'
 import { runInDurableObject } from 'cloudflare:test'
 import { ledger, voucher } from '../support/ledger-method.js'
-import { type RecordedRequest, spt, testSecretKey } from '../support/stripe-fixtures.js'
+import { type RecordedRequest, spt, testSecretKey } from '../../src/testing/stripe-fixtures.js'
 import { balanceOf, chainClient, chainId, freshAddress, fundedAccount, rpcProxy, signPayment, transferCall } from '../support/tempo-chain.js'
 
 type Env = { Bindings: Cloudflare.Env }

@@ -14,7 +14,7 @@ import { stripe } from '../../src/methods/stripe/method.js'
 import { tempo } from '../../src/methods/tempo/method.js'
 import { payment } from '../../src/middleware/payment.js'
 import { replayStore } from '../../src/storage/replay-store.js'
-import { type RecordedRequest, spt, testSecretKey } from '../support/stripe-fixtures.js'
+import { type RecordedRequest, spt, testSecretKey } from '../../src/testing/stripe-fixtures.js'
 import { balanceOf, chainClient, chainId, freshAddress, fundedAccount } from '../support/tempo-chain.js'
 
 type Env = { Bindings: Cloudflare.Env }

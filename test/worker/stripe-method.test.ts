@@ -8,7 +8,7 @@ import { ConfigError } from '../../src/core/Server.js'
 import { client, stripeVersion } from '../../src/methods/stripe/api.js'
 import { type StripeConfig, stripe } from '../../src/methods/stripe/method.js'
 import { Request } from '../../src/methods/stripe/schema.js'
-import { type RecordedRequest, processingRetrieves, spt, testSecretKey } from '../support/stripe-fixtures.js'
+import { type RecordedRequest, processingRetrieves, spt, testSecretKey } from '../../src/testing/stripe-fixtures.js'
 
 const base = { secretKey: testSecretKey, networkId: 'profile_test_seller', apiBase: env.TEST_STRIPE_API_URL, timeoutMs: 300 }
 

@@ -8,7 +8,7 @@ import * as ReplayStore from '../../src/core/ReplayStore.js'
 import { payment } from '../../src/middleware/payment.js'
 import { type StripeConfig, stripe } from '../../src/methods/stripe/method.js'
 import { replayStore } from '../../src/storage/replay-store.js'
-import { type RecordedRequest, spt, testSecretKey } from '../support/stripe-fixtures.js'
+import { type RecordedRequest, spt, testSecretKey } from '../../src/testing/stripe-fixtures.js'
 
 const secret = 'stripe-middleware-test-secret-0123456789'
 const base = 'https://api.example.com'

@@ -8,7 +8,7 @@ import { payment } from '../../src/middleware/payment.js'
 import { stripe } from '../../src/methods/stripe/method.js'
 import { tempo } from '../../src/methods/tempo/method.js'
 import { replayStore } from '../../src/storage/replay-store.js'
-import { type RecordedRequest, spt, testSecretKey } from '../support/stripe-fixtures.js'
+import { type RecordedRequest, spt, testSecretKey } from '../../src/testing/stripe-fixtures.js'
 
 type Env = { Bindings: Cloudflare.Env }
 

@@ -1,9 +1,13 @@
 /**
- * Shared facts about the local Stripe API server (test/support/stripe-api.ts), free of Node imports so
+ * @module Shared facts about the local Stripe API server (`mpp-edge/testing/node`, src/testing/node/stripe-api.ts), free of Node imports so
  * workerd tests can use them: the API key it accepts and how a token chooses its outcome.
  */
 
-/** The only secret key the local server accepts. */
+/**
+ * The only secret key the local server accepts.
+ * @example
+ * stripe({ secretKey: testSecretKey, networkId: 'profile_test', apiBase: env.TEST_STRIPE_API_URL })
+ */
 export const testSecretKey = 'sk_test_mppedgeLocalServer0123456789'
 
 /**

@@ -1,12 +1,33 @@
+/**
+ * @module The local Tempo chain: `anvil --network tempo --hardfork T4` from the `@foundry-rs/anvil` npm package
+ * (its platform binary, no download), on a loopback port, in its own process group.
+ */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 
 const require = createRequire(import.meta.url)
 
-/** Path of the anvil binary shipped inside the npm package (`node_modules/.bin/anvil` is a Node wrapper that does not forward SIGTERM). */
+/** The platform packages `@foundry-rs/anvil` ships its binary in. */
+const platforms: Record<string, string> = {
+  'linux-x64': 'linux-amd64',
+  'linux-arm64': 'linux-arm64',
+  'darwin-x64': 'darwin-amd64',
+  'darwin-arm64': 'darwin-arm64',
+}
+
+/**
+ * Path of the anvil binary of this platform, inside the npm package (`node_modules/.bin/anvil` is a Node wrapper
+ * that does not forward SIGTERM).
+ * @example
+ * spawn(anvilBinary(), anvilArgs({ port: 8545 }))
+ */
 export function anvilBinary(): string {
-  const pkg = dirname(require.resolve('@foundry-rs/anvil-linux-amd64/package.json'))
+  const platform = platforms[`${process.platform}-${process.arch}`]
+  if (!platform) throw new Error(`@foundry-rs/anvil has no binary for ${process.platform}-${process.arch}`)
+  // Resolved from the wrapper package, wherever the package manager put it.
+  const wrapper = createRequire(require.resolve('@foundry-rs/anvil/package.json'))
+  const pkg = dirname(wrapper.resolve(`@foundry-rs/anvil-${platform}/package.json`))
   return join(pkg, 'bin', 'anvil')
 }
 
@@ -29,7 +50,11 @@ export function anvilArgs(options: { port: number; chainId?: number; accounts?: 
   ]
 }
 
-/** JSON-RPC call against a local node. */
+/**
+ * JSON-RPC call against a local node.
+ * @example
+ * await rpc(url, 'evm_mine')
+ */
 export async function rpc<T = unknown>(url: string, method: string, params: unknown[] = []): Promise<T> {
   const res = await fetch(url, {
     method: 'POST',
@@ -44,6 +69,9 @@ export async function rpc<T = unknown>(url: string, method: string, params: unkn
 /**
  * Starts `anvil --network tempo --hardfork T4` on a loopback port in its own process group, waits until it
  * answers and mines one block; `stop` ends the whole group, so nothing is left running.
+ * @example
+ * const chain = await startAnvil({ port: await freePort() })
+ * await chain.stop()
  */
 export async function startAnvil(options: { port: number; chainId?: number }): Promise<{ url: string; stop: () => Promise<void> }> {
   const url = `http://127.0.0.1:${options.port}`

@@ -1,5 +1,5 @@
 /**
- * A local HTTP server speaking Stripe's documented API for `POST /v1/payment_intents`,
+ * @module A local HTTP server speaking Stripe's documented API for `POST /v1/payment_intents`,
  * `GET /v1/payment_intents/{id}`, `GET /v1/payment_intents/search` (metadata queries) and
  * `GET /v1/shared_payment/granted_tokens/{id}`, for tests that cannot reach Stripe: bearer or basic auth, form-encoded
  * bodies, `Stripe-Version`, `Stripe-Account` (a PaymentIntent made on a connected account is found only with
@@ -10,11 +10,12 @@
  * (see stripe-fixtures.ts). Every request is recorded, and `GET /__test/requests?token=…|idempotencyKey=…[&settled=1]`
  * lists them for tests in other processes (a retrieve is listed under the token that created the PaymentIntent).
  * `POST /__test/resolve?token=…&status=succeeded|requires_payment_method` ends a `processing` PaymentIntent the
- * way the payment network eventually does.
+ * way the payment network eventually does. A test double: it moves no money, and nothing in production may
+ * point at it.
  */
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http'
 import { listen } from './ports.js'
-import { type Outcome, type RecordedRequest, outcomes, processingRetrieves, testSecretKey } from './stripe-fixtures.js'
+import { type Outcome, type RecordedRequest, outcomes, processingRetrieves, testSecretKey } from '../stripe-fixtures.js'
 
 type Saved = { fingerprint: string; state: 'running' | 'done'; status: number; body: string }
 type Answer = { status: number; body: unknown; headers?: Record<string, string> }

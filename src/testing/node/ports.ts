@@ -1,7 +1,12 @@
+/** @module Loopback helpers for local test services: a free port, and an HTTP server listening on one. */
 import type { Server as HttpServer } from 'node:http'
 import { createServer } from 'node:net'
 
-/** Asks the OS for a free loopback port. */
+/**
+ * Asks the OS for a free loopback port.
+ * @example
+ * const port = await freePort()
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
@@ -14,7 +19,11 @@ export function freePort(): Promise<number> {
   })
 }
 
-/** Starts an HTTP server on a loopback port (0: any free one); resolves to its URL and a stop that drops open connections. */
+/**
+ * Starts an HTTP server on a loopback port (0: any free one); resolves to its URL and a stop that drops open connections.
+ * @example
+ * const { url, stop } = await listen(createServer(handler), 0)
+ */
 export async function listen(server: HttpServer, port: number): Promise<{ url: string; stop: () => Promise<void> }> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
