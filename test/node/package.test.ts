@@ -5,7 +5,7 @@
  * (paying with the testing kit). A broken `exports` map or a file missing from the package fails here.
  */
 import { type SpawnOptions, spawn } from 'node:child_process'
-import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -80,6 +80,9 @@ describe('the packed package in a seller project (examples/hono-worker)', { time
     expect(lstatSync(installed).isSymbolicLink()).toBe(false)
     expect(existsSync(join(installed, 'src'))).toBe(false)
 
+    // Every entry of the exports map resolves to its types in the seller's project (not only the ones the example uses).
+    const entries = Object.keys(manifest.exports).filter((entry) => entry !== './package.json').map((entry) => `mpp-edge${entry.slice(1)}`)
+    writeFileSync(join(example, 'test', 'entries.ts'), entries.map((name, i) => `import * as entry${i} from '${name}'\nvoid entry${i}\n`).join(''))
     const typecheck = await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', example], { cwd: example })
     expect(typecheck.code, typecheck.output).toBe(0)
 
