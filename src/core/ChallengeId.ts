@@ -1,5 +1,5 @@
 /** @module Stateless challenge binding: HMAC-SHA256 over the challenge slots (core spec, "Challenge Binding"). */
-import { encodeBytes } from './Encoding.js'
+import { EncodingError, decodeBytes, encodeBytes } from './Encoding.js'
 
 /**
  * The smallest secret accepted, in bytes of its UTF-8 form.
@@ -83,9 +83,8 @@ export async function verify(secret: string, slots: Slots, id: string): Promise<
 }
 
 function decodeId(id: string): Uint8Array<ArrayBuffer> {
-  if (!/^[A-Za-z0-9_-]{43}$/.test(id)) throw new Error('not an id')
-  const binary = atob(id.replace(/-/g, '+').replace(/_/g, '/'))
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0))
+  if (!/^[A-Za-z0-9_-]{43}$/.test(id)) throw new EncodingError('not an id')
+  return decodeBytes(id)
 }
 
 function key(secret: string): Promise<CryptoKey> {

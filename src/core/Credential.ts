@@ -1,7 +1,7 @@
 /** @module `Authorization: Payment` credentials (core spec, "Credentials"). */
 import * as v from 'valibot'
 import * as Challenge from './Challenge.js'
-import { EncodingError, decodeJson, encodeJson } from './Encoding.js'
+import { EncodingError, decodeText, encodeJson } from './Encoding.js'
 
 /** A decoded credential; `challenge.request` is kept as the echoed wire string. */
 export type Credential = {
@@ -74,12 +74,20 @@ export function deserialize(header: string): Credential {
   if (!match) throw new CredentialParseError('expected "Payment <base64url>"')
   const token = match[1]!
   if (token.length > maxLength) throw new CredentialParseError(`credential larger than ${maxLength} characters`)
-  let json: unknown
+  let text: string
   try {
-    json = decodeJson(token)
+    text = decodeText(token)
   } catch (error) {
     if (error instanceof EncodingError) throw new CredentialParseError(error.message, { cause: error })
     throw error
+  }
+  // A credential is a JSON object: other text is refused before parsing (garbage is what most bots send).
+  if (!/^[ \t\r\n]*\{/.test(text)) throw new CredentialParseError('not a JSON object')
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    throw new CredentialParseError('not JSON')
   }
   const result = v.safeParse(Schema, json)
   if (!result.success) {

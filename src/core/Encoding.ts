@@ -1,7 +1,7 @@
 /** @module base64url without padding (RFC 4648 §5) and JCS JSON (RFC 8785), as the core spec encodes `request`, credentials and receipts. */
 import canonicalize from 'canonicalize'
 
-const alphabet = /^[A-Za-z0-9_-]*$/
+const base64url = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 const utf8 = new TextEncoder()
 
@@ -20,26 +20,53 @@ export class EncodingError extends Error {
  * encodeBytes(new Uint8Array([255])) // '_w'
  */
 export function encodeBytes(bytes: Uint8Array): string {
-  let binary = ''
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
+  // Straight to the base64url alphabet: btoa plus three replacements cost several times more (every 402 encodes).
+  let out = ''
+  const whole = bytes.length - (bytes.length % 3)
+  let i = 0
+  for (; i < whole; i += 3) {
+    const v = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!
+    out += base64url[v >>> 18]! + base64url[(v >>> 12) & 63]! + base64url[(v >>> 6) & 63]! + base64url[v & 63]!
   }
-  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+  const rest = bytes.length - whole
+  if (rest > 0) {
+    const v = (bytes[i]! << 16) | (rest === 2 ? bytes[i + 1]! << 8 : 0)
+    out += base64url[v >>> 18]! + base64url[(v >>> 12) & 63]! + (rest === 2 ? base64url[(v >>> 6) & 63]! : '')
+  }
+  return out
 }
+
 
 /**
  * Decodes base64url (padding tolerated, any other character refused) to bytes.
  * @example
  * decodeBytes('_w') // Uint8Array [255]
  */
-export function decodeBytes(text: string): Uint8Array {
-  const body = text.replace(/={1,2}$/, '')
-  if (!alphabet.test(body) || body.length % 4 === 1) throw new EncodingError('not base64url')
-  const binary = atob(body.replace(/-/g, '+').replace(/_/g, '/'))
-  const bytes = new Uint8Array(binary.length)
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)
+export function decodeBytes(text: string): Uint8Array<ArrayBuffer> {
+  let end = text.length
+  if (text.charCodeAt(end - 1) === 61) end-- // '='
+  if (text.charCodeAt(end - 1) === 61) end--
+  if (end % 4 === 1) throw new EncodingError('not base64url')
+  const bytes = new Uint8Array(Math.floor((end * 3) / 4))
+  let bits = 0
+  let buffer = 0
+  let out = 0
+  for (let i = 0; i < end; i++) {
+    const code = text.charCodeAt(i)
+    const value = code < 128 ? sextets[code]! : -1
+    if (value < 0) throw new EncodingError('not base64url')
+    buffer = ((buffer << 6) | value) & 0xffffff
+    bits += 6
+    if (bits >= 8) {
+      bits -= 8
+      bytes[out++] = (buffer >>> bits) & 0xff
+    }
+  }
   return bytes
 }
+
+// The value of each base64url character by char code; -1 for every other character.
+const sextets = Int8Array.from({ length: 128 }, (_, code) => base64url.indexOf(String.fromCharCode(code)))
 
 /**
  * Encodes a UTF-8 string as base64url without padding.

@@ -71,7 +71,12 @@ export abstract class PaymentError extends Error {
   readonly retryAfter: number | undefined
 
   constructor(options: Options = {}) {
+    // A payment error is an answer, not a fault, and several are built on the paths every bot hits: capturing a
+    // stack trace was the largest cost of an unpaid request's error. Its cause keeps its own stack.
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
     super(options.detail, { cause: options.cause })
+    Error.stackTraceLimit = limit
     this.detail = options.detail
     this.retryAfter = options.retryAfter
   }

@@ -6,7 +6,7 @@ import * as BodyDigest from './BodyDigest.js'
 import * as Challenge from './Challenge.js'
 import * as ChallengeId from './ChallengeId.js'
 import * as Credential from './Credential.js'
-import { canonicalJson, decodeObject, encodeBytes, encodeJson } from './Encoding.js'
+import { canonicalJson, decodeObject, encodeBytes, encodeJson, encodeText } from './Encoding.js'
 import {
   BadRequestError,
   InvalidChallengeError,
@@ -276,8 +276,8 @@ export async function handle(
   // Through `answer`: a body that cannot be bound to a challenge gets its 400, not a 503.
   if (!credential) {
     const misplaced = header !== 'Authorization' && /(^|,)\s*payment(\s|$)/i.test(request.headers.get('authorization') ?? '')
-    const detail = misplaced ? `Payment is required: send the credential in ${header}, as the challenge says.` : 'Payment is required.'
-    return answer(context, new PaymentRequiredError({ detail }))
+    if (!misplaced) return answer(context, paymentRequired)
+    return answer(context, new PaymentRequiredError({ detail: `Payment is required: send the credential in ${header}, as the challenge says.` }))
   }
 
   try {
@@ -297,6 +297,9 @@ export async function handle(
 }
 
 type Context = { server: Server; request: Request; offers: readonly Offer[]; route: string; now: Date; header: Challenge.CredentialHeader }
+
+// The answer to every unpaid request is the same error: built once, not per request (an Error captures a stack).
+const paymentRequired = new PaymentRequiredError({ detail: 'Payment is required.' })
 
 async function verify(context: Context, credential: Credential.Credential, store: ReplayStore): Promise<Paid> {
   const { server, request, now, route } = context
@@ -489,8 +492,13 @@ async function digest(text: string): Promise<string> {
  * Server.routeScope('GET /report') // 'eyJub25jZSI6Ij…'
  */
 export function routeScope(route: string, nonce = encodeBytes(crypto.getRandomValues(new Uint8Array(16)))): string {
+  // The canonical form of two string members in key order, written directly (RFC 8785 strings are
+  // JSON.stringify's); a route with characters outside printable ASCII goes through the canonicalizer.
+  if (printableAscii.test(route) && printableAscii.test(nonce)) return encodeText(`{"nonce":${JSON.stringify(nonce)},"route":${JSON.stringify(route)}}`)
   return encodeJson({ nonce, route })
 }
+
+const printableAscii = /^[\u0020-\u007e]*$/
 
 function scopedRoute(opaque: string | undefined): string | undefined {
   if (!opaque) return undefined
@@ -514,9 +522,21 @@ export async function challenges(
   now = new Date(),
   credentialHeader = server.credentialHeader,
 ): Promise<Challenge.Challenge[]> {
+  const route = `${request.method} ${new URL(request.url).pathname}`
+  return (await bind(server, request, offers, now, route, credentialHeader)).map((bound) => bound.challenge)
+}
+
+// The challenges with each one's request wire string, so formatting them does not encode the request again.
+async function bind(
+  server: Server,
+  request: Request,
+  offers: readonly Offer[],
+  now: Date,
+  route: string,
+  credentialHeader: Challenge.CredentialHeader,
+): Promise<{ challenge: Challenge.Challenge; wire: string }[]> {
   // The default header stays implicit; `Payment-Authorization` is named and bound (an extra HMAC slot).
   const header = credentialHeader === 'Authorization' ? undefined : credentialHeader
-  const route = `${request.method} ${new URL(request.url).pathname}`
   const expires = new Date(Math.floor(now.getTime() / 1000) * 1000 + server.ttlSeconds * 1000).toISOString().replace('.000Z', 'Z')
   const digest = hasBody(request) ? await BodyDigest.compute(await readBody(request, server.maxBodyBytes)) : undefined
   const selected = AcceptPayment.select(
@@ -525,11 +545,12 @@ export async function challenges(
   )
   return Promise.all(
     selected.map(async ({ offer }) => {
-      const slots = { realm: server.realm, method: offer.method.name, intent: offer.intent, request: wireOf(offer), expires, digest, header, opaque: routeScope(route) }
+      const wire = wireOf(offer)
+      const slots = { realm: server.realm, method: offer.method.name, intent: offer.intent, request: wire, expires, digest, header, opaque: routeScope(route) }
       const id = await ChallengeId.compute(server.secrets[0]!, slots)
       const challenge: Challenge.Challenge = { ...slots, id, request: offer.request, description: offer.description }
       for (const key of ['digest', 'description', 'header'] as const) if (challenge[key] === undefined) delete challenge[key]
-      return challenge
+      return { challenge, wire }
     }),
   )
 }
@@ -557,14 +578,14 @@ function wireOf(offer: Offer): string {
 }
 
 async function challengeResponse(context: Context, error: PaymentError): Promise<Response> {
-  const list = await challenges(context.server, context.request, context.offers, context.now, context.header)
-  for (const challenge of list) {
-    context.server.emit({ type: 'challenge', route: context.route, method: challenge.method, challengeId: challenge.id })
-  }
+  const list = await bind(context.server, context.request, context.offers, context.now, context.route, context.header)
   const headers = new Headers({ 'content-type': 'application/problem+json', 'cache-control': 'no-store' })
-  for (const challenge of list) headers.append('www-authenticate', Challenge.serialize(challenge))
+  for (const { challenge, wire } of list) {
+    context.server.emit({ type: 'challenge', route: context.route, method: challenge.method, challengeId: challenge.id })
+    headers.append('www-authenticate', Challenge.serialize({ ...challenge, request: wire }))
+  }
   if (error.retryAfter !== undefined) headers.set('retry-after', String(error.retryAfter))
-  return new Response(JSON.stringify(error.toProblem({ challengeId: list[0]?.id })), { status: error.status, headers })
+  return new Response(JSON.stringify(error.toProblem({ challengeId: list[0]?.challenge.id })), { status: error.status, headers })
 }
 
 async function answer(context: Context, error: PaymentError): Promise<{ type: 'response'; response: Response; error: PaymentError }> {

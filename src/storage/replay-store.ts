@@ -16,6 +16,17 @@ export const defaultShards = 32
  * const store = replayStore(env.REPLAY_GUARD)
  */
 export function replayStore(namespace: DurableObjectNamespace<ReplayGuard>, shards = defaultShards): ReplayStore {
+  // Asked for on every request, paid or not: one store per binding and shard count, not a new one each time.
+  let byShards = stores.get(namespace)
+  if (!byShards) stores.set(namespace, (byShards = new Map()))
+  let store = byShards.get(shards)
+  if (!store) byShards.set(shards, (store = build(namespace, shards)))
+  return store
+}
+
+const stores = new WeakMap<object, Map<number, ReplayStore>>()
+
+function build(namespace: DurableObjectNamespace<ReplayGuard>, shards: number): ReplayStore {
   const guard = (key: string) => namespace.get(namespace.idFromName(`replay:${shardOf(key, shards)}`))
   return {
     begin: (id, attempt, leaseUntil, expiresAt, credential) => guard(`c:${id}`).begin(id, attempt, leaseUntil, expiresAt, credential),
