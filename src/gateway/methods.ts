@@ -1,6 +1,6 @@
 /** @module Payment methods built from pricing.json's "methods" section and the worker's secrets. */
-import { privateKeyToAccount } from 'viem/accounts'
 import { defaultPolicy } from '../methods/tempo/fee-payer.js'
+import { sponsorAccount } from '../methods/tempo/sponsor-account.js'
 import { sponsorGate } from '../storage/sponsor-gate.js'
 import * as v from 'valibot'
 import type { Method } from '../core/Method.js'
@@ -79,7 +79,7 @@ export const methodFactories: MethodFactories = {
         feeToken: feePayer.feeToken,
         // One cap across every isolate when the SponsorGate object is bound (it is in wrangler.toml).
         gate: gateNamespace
-          ? sponsorGate(gateNamespace, privateKeyToAccount(privateKey as `0x${string}`).address, policy?.maxInFlight ?? defaultPolicy.maxInFlight)
+          ? sponsorGate(gateNamespace, sponsorAccount(privateKey as `0x${string}`).address, policy?.maxInFlight ?? defaultPolicy.maxInFlight)
           : undefined,
         policy: policy && {
           ...(policy.maxGas !== undefined ? { maxGas: BigInt(policy.maxGas) } : {}),

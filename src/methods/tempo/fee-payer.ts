@@ -4,10 +4,10 @@
  * (draft-tempo-charge-00, "Fee Payment"; conformance vector tempo-fee-payer-cosign).
  */
 import { type Hex, maxUint256 } from 'viem'
-import type { LocalAccount } from 'viem/accounts'
 import * as Signature from 'ox/Signature'
 import * as TxEnvelopeTempo from 'ox/tempo/TxEnvelopeTempo'
 import { PaymentUnavailableError, VerificationFailedError } from '../../core/Errors.js'
+import type { SponsorAccount } from './sponsor-account.js'
 import { type Decoded, type TransactionCheck, checkTransaction, finalTransaction } from './transaction.js'
 
 /** Limits on what the sponsor pays for. */
@@ -91,7 +91,7 @@ export function checkSponsorPolicy(decoded: Decoded, policy: SponsorPolicy, now:
  * @example
  * const { serialized, hash } = await cosign(decoded, { account: sponsor, feeToken: pathUsd })
  */
-export async function cosign(decoded: Decoded, options: { account: LocalAccount; feeToken: Hex }): Promise<{ serialized: Hex; hash: Hex }> {
+export async function cosign(decoded: Decoded, options: { account: SponsorAccount; feeToken: Hex }): Promise<{ serialized: Hex; hash: Hex }> {
   const { from: _handoffSender, ...rest } = decoded.envelope
   const unsigned = TxEnvelopeTempo.from({ ...rest, feeToken: options.feeToken, feePayerSignature: undefined })
   const payload = TxEnvelopeTempo.getFeePayerSignPayload(unsigned, { sender: decoded.sender })
@@ -109,7 +109,7 @@ export async function cosign(decoded: Decoded, options: { account: LocalAccount;
  */
 export async function sponsor(
   decoded: Decoded,
-  options: TransactionCheck & { policy: SponsorPolicy; now: Date; account: LocalAccount; feeToken: Hex },
+  options: TransactionCheck & { policy: SponsorPolicy; now: Date; account: SponsorAccount; feeToken: Hex },
 ): Promise<{ serialized: Hex; hash: Hex }> {
   checkSponsorPolicy(decoded, options.policy, options.now)
   checkTransaction(decoded, { ...options, feePayer: true })

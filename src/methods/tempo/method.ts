@@ -4,7 +4,6 @@
  * HMAC-bound request the server issued, never from the credential.
  */
 import type { Address, Hex } from 'viem'
-import { privateKeyToAccount, type LocalAccount } from 'viem/accounts'
 import * as v from 'valibot'
 import { ConfigurationError, PaymentUnavailableError, VerificationFailedError } from '../../core/Errors.js'
 import { define, type Method, type Price, type Settlement, type VerifyContext } from '../../core/Method.js'
@@ -13,6 +12,7 @@ import { AmountError, toBaseUnits } from './amounts.js'
 import { type Token, defaultRpcUrl, defaultTokens } from './chains.js'
 import { type Gate, type SponsorPolicy, defaultPolicy, inFlight, maxFee, sponsor } from './fee-payer.js'
 import { parseSource, verifyProof } from './proof.js'
+import { type SponsorAccount, sponsorAccount } from './sponsor-account.js'
 import { checkReceipt } from './receipt.js'
 import { type Rpc, rpc } from './rpc.js'
 import { Address as AddressSchema, Bytes32, type Mode, Payload, Request, maxSplits } from './schema.js'
@@ -315,10 +315,10 @@ function check(config: TempoConfig) {
   }
   const attribution = config.attribution ?? 'required'
   if (attribution !== 'required' && attribution !== 'optional') fail('attribution must be "required" or "optional"')
-  let sponsorAccount: LocalAccount | undefined
+  let signer: SponsorAccount | undefined
   if (config.feePayer) {
     try {
-      sponsorAccount = privateKeyToAccount(config.feePayer.privateKey as Hex)
+      signer = sponsorAccount(config.feePayer.privateKey as Hex)
     } catch {
       fail('feePayer.privateKey is not a valid private key')
     }
@@ -331,10 +331,10 @@ function check(config: TempoConfig) {
   // Only the challenge-bound memo ties a pushed transfer to its payer's challenge: without it, anyone who saw
   // the hash could present it for their own challenge first (the credential `source` is not authenticated).
   const unbound = config.memo !== undefined ? 'memo' : attribution === 'optional' ? 'attribution "optional"' : undefined
-  const modes = config.modes ?? (sponsorAccount || unbound ? (['pull'] as const) : undefined)
+  const modes = config.modes ?? (signer || unbound ? (['pull'] as const) : undefined)
   if (modes) {
     if (modes.length === 0 || modes.some((mode) => mode !== 'pull' && mode !== 'push')) fail('modes must list "pull" and/or "push"')
-    if (sponsorAccount && modes.includes('push')) fail('push cannot be offered when the server pays fees (a hash credential cannot be sponsored)')
+    if (signer && modes.includes('push')) fail('push cannot be offered when the server pays fees (a hash credential cannot be sponsored)')
     if (unbound && modes.includes('push')) {
       fail(`push cannot be offered with ${unbound}: push requires the challenge-bound memo, without which anyone who sees a pushed hash could claim it`)
     }
@@ -346,7 +346,7 @@ function check(config: TempoConfig) {
     tokens,
     attribution,
     modes: modes ? [...new Set(modes)] : undefined,
-    sponsor: sponsorAccount,
+    sponsor: signer,
     feeToken: (config.feePayer?.feeToken ?? pathUsd) as Address,
     policy,
     confirmations,
