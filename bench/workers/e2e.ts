@@ -15,7 +15,7 @@ import { payment } from '../../src/middleware/payment.js'
 import { replayStore } from '../../src/storage/replay-store.js'
 import type { ReplayGuard } from '../../src/storage/ReplayGuard.js'
 import { chainClient, fund, fundedAccount, pathUsd, pushPayment, signPayment, transferCall } from '../../test/support/tempo-chain.js'
-import { spt, testSecretKey } from '../../test/support/stripe-fixtures.js'
+import { spt, testSecretKey } from '../../src/testing/stripe-fixtures.js'
 import { secret } from './fixture.js'
 
 type Env = { Bindings: { REPLAY_GUARD: DurableObjectNamespace<ReplayGuard> } }

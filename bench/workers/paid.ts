@@ -39,6 +39,9 @@ const count = (name: string) => calls.set(name, (calls.get(name) ?? 0) + 1)
 // Accepts every step: a replay store that never refuses, at a fixed latency.
 const store: ReplayStore = {
   begin: async () => (count('store.begin'), await delay(), { status: 'fresh' }),
+  commit: async () => (count('store.commit'), await delay(), true),
+  renew: async () => (count('store.renew'), await delay(), true),
+  fail: async () => (count('store.fail'), await delay()),
   claimReference: async () => (count('store.claimReference'), await delay(), true),
   settle: async () => (count('store.settle'), await delay(), true),
   deliver: async () => (count('store.deliver'), await delay(), true),
@@ -69,6 +72,9 @@ const rpcStub = (async (_input: RequestInfo | URL, init?: RequestInit) => {
       return answer('0xa5bf')
     case 'eth_blockNumber':
       return answer('0x10')
+    case 'eth_getBlockByNumber':
+      // Mined now: after the challenge was issued.
+      return answer({ number: body.params[0], timestamp: `0x${Math.floor(Date.now() / 1000).toString(16)}` })
     case 'eth_call': {
       const data = (body.params[0] as { data?: string }).data ?? ''
       // balanceOf: plenty; a simulated transfer: succeeds.
