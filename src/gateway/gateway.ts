@@ -31,6 +31,7 @@ import { AmbiguousPathError, canonicalPath } from './path.js'
 import { PricingError, parsePricing, type PricingTable } from './pricing.js'
 import { overLimit } from './rate-limit.js'
 import { compileRoutes, matchRoute, methodsAt, type CompiledRoute } from './routes.js'
+import { amountFor, amounts } from './variable-price.js'
 import { readSettings, type GatewayEnv, type Settings } from './settings.js'
 
 /** What a gateway is built from. */
@@ -57,9 +58,14 @@ export type Gateway = {
 type Priced = {
   route: CompiledRoute
   server: Server.Server
+  /** The offers and payment-page rows of each amount the route charges (one unless its price varies). */
+  variants: ReadonlyMap<string, Variant>
+  /** The first amount's offers: what the discovery document lists. */
   offers: Promise<Server.Offer[]>
-  page: PageOffer[]
 }
+
+/** The offers of one amount a route charges, built once, and the payment page's rows for them. */
+type Variant = { offers: Promise<Server.Offer[]>; page: PageOffer[] }
 
 /**
  * Paths the gateway answers itself, before the pricing table.
@@ -195,31 +201,37 @@ function prepare(
     onEvent: (event) => record({ ...event, route: route.label, request: event.route }),
   })
   const accepts = entry.accept ?? methods.map((method) => ({ method: method.name, currency: undefined, price: undefined }))
-  const page: PageOffer[] = []
-  const built = accepts.map((accept, j) => {
-    const method = byName.get(accept.method)!
-    const where = `pricing.json ${route.label} accept[${j}] (${accept.method})`
-    if (!method.intents.includes(entry.intent)) throw new PricingError(`${where}: the method does not serve the "${entry.intent}" intent`)
-    const price = { amount: accept.price ?? entry.price!, currency: accept.currency, description: entry.description }
-    let request: unknown
-    try {
-      // Charges are priced once per isolate; a method whose charge is synchronous fails here, at start-up.
-      request = method.charge(price)
-    } catch (error) {
-      throw new PricingError(`${where}: ${(error as Error).message}`, { cause: error })
-    }
-    const offer = async (): Promise<Server.Offer> => {
-      const value = (await request) as Record<string, unknown>
-      page[j] = { method: method.name, price: price.amount, currency: String(accept.currency ?? value.currency ?? ''), amount: String(value.amount ?? '') }
-      return { method, intent: entry.intent, request: value, description: entry.description }
-    }
-    return offer().catch((error) => {
-      throw new ConfigurationError({ detail: `${where}: ${(error as Error).message}`, cause: error })
+  // A price that varies is one set of offers per amount, all priced now, so none fails at request time.
+  const variants = new Map(amounts(entry).map((amount) => [amount, variant(amount)] as const))
+  return { route, server, variants, offers: variants.values().next().value!.offers }
+
+  function variant(amount: string): Variant {
+    const page: PageOffer[] = []
+    const built = accepts.map((accept, j) => {
+      const method = byName.get(accept.method)!
+      const where = `pricing.json ${route.label} accept[${j}] (${accept.method})`
+      if (!method.intents.includes(entry.intent)) throw new PricingError(`${where}: the method does not serve the "${entry.intent}" intent`)
+      const price = { amount: accept.price ?? amount, currency: accept.currency, description: entry.description }
+      let request: unknown
+      try {
+        // Charges are priced once per isolate; a method whose charge is synchronous fails here, at start-up.
+        request = method.charge(price)
+      } catch (error) {
+        throw new PricingError(`${where}: ${(error as Error).message}`, { cause: error })
+      }
+      const offer = async (): Promise<Server.Offer> => {
+        const value = (await request) as Record<string, unknown>
+        page[j] = { method: method.name, price: price.amount, currency: String(accept.currency ?? value.currency ?? ''), amount: String(value.amount ?? '') }
+        return { method, intent: entry.intent, request: value, description: entry.description }
+      }
+      return offer().catch((error) => {
+        throw new ConfigurationError({ detail: `${where}: ${(error as Error).message}`, cause: error })
+      })
     })
-  })
-  const offers = Promise.all(built)
-  offers.catch((error) => console.error(JSON.stringify({ event: 'pricing-error', route: route.label, detail: String(error.detail ?? error) })))
-  return { route, server, offers, page }
+    const offers = Promise.all(built)
+    offers.catch((error) => console.error(JSON.stringify({ event: 'pricing-error', route: route.label, detail: String(error.detail ?? error) })))
+    return { offers, page }
+  }
 }
 
 async function passThrough(context: Context, request: Request, url: URL, path: string): Promise<Response> {
@@ -257,9 +269,13 @@ async function payAndForward(context: Context, paid: Priced, original: Request, 
   const stored = slot && (await Delivery.replayed(slot))
   if (stored) return stored
 
+  const charged = amountFor(paid.route.entry, url, request.headers)
+  if ('error' in charged) return Server.problemResponse(new BadRequestError({ detail: charged.error }))
+  const variant = paid.variants.get(charged.amount)!
+
   let outcome: Server.Outcome
   try {
-    outcome = await Server.handle(paid.server, request, await paid.offers, { store: context.store })
+    outcome = await Server.handle(paid.server, request, await variant.offers, { store: context.store })
   } catch (error) {
     if (isPaymentError(error) && error instanceof ConfigurationError) {
       console.error(JSON.stringify({ event: 'payment-configuration-error', route: label, detail: error.detail }))
@@ -278,7 +294,7 @@ async function payAndForward(context: Context, paid: Priced, original: Request, 
         resource: `${request.method} ${path}`,
         url: request.url,
         description: paid.route.entry.description,
-        offers: paid.page,
+        offers: variant.page,
       })
     }
     return outcome.response

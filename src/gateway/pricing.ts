@@ -29,6 +29,22 @@ const Pattern = v.pipe(
   }, 'is not a valid URLPattern pathname'),
 )
 
+const Name = v.pipe(v.string(), v.regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$/, 'must be a query parameter or header name'))
+
+/** A price picked per request by a query parameter or header: `{ query | header, prices: { value: price }, otherwise? }`. */
+const VariablePrice = v.pipe(
+  v.strictObject({
+    query: v.optional(Name),
+    header: v.optional(Name),
+    prices: v.pipe(
+      v.record(v.pipe(v.string(), v.maxLength(100)), Decimal),
+      v.check((prices) => Object.keys(prices).length >= 1 && Object.keys(prices).length <= 32, 'must list from 1 to 32 prices'),
+    ),
+    otherwise: v.optional(Decimal),
+  }),
+  v.check((price) => (price.query === undefined) !== (price.header === undefined), 'must name exactly one of "query" or "header"'),
+)
+
 /** One accepted way to pay for a route: a method, optionally a currency and a price of its own. */
 const Accept = v.strictObject({
   method: v.pipe(v.string(), v.regex(/^[a-z]+$/, 'must be a lowercase payment method name')),
@@ -41,7 +57,7 @@ const Route = v.pipe(
     pattern: Pattern,
     method: v.union([HttpMethod, v.pipe(v.array(HttpMethod), v.minLength(1))], 'must be an HTTP method or a list of them'),
     free: v.optional(v.boolean(), false),
-    price: v.optional(Decimal),
+    price: v.optional(v.union([Decimal, VariablePrice], 'must be a decimal string such as "0.01", or a price that varies ({ query | header, prices, otherwise? })')),
     // Only per-request charges exist today; the field is there so `session` can be added later.
     intent: v.optional(v.picklist(['charge'], 'must be "charge" (the only intent the gateway serves)'), 'charge'),
     accept: v.optional(v.pipe(v.array(Accept), v.minLength(1, 'must list at least one method'))),
@@ -57,6 +73,10 @@ const Route = v.pipe(
     'a priced route needs "price"; a free route ("free": true) takes no "price" or "accept"',
   ),
   v.check((route) => !(route.free && route.credentialHeader), 'a free route takes no "credentialHeader"'),
+  v.check(
+    (route) => typeof route.price !== 'object' || (route.accept ?? []).every((accept) => accept.price === undefined),
+    'a price that varies takes no per-offer "price" in "accept"',
+  ),
 )
 
 const Service = v.strictObject({

@@ -1,4 +1,5 @@
 /** @module Hono middleware. */
-export { payment, type ChargeOptions, type PaymentInfo, type PaymentOptions, type PriceInput } from './payment.js'
+export { discovery } from './discovery.js'
+export { payment, type ChargeOptions, type OpenApiInfo, type PaymentInfo, type PaymentOptions, type PriceInput } from './payment.js'
 export { type SessionInfo, type SessionOptions, type SessionRoute, type StreamSession, meteredStream, voucherWaitMs } from './session.js'
 export { type ChannelListing, type ListedChannel, channelListing, listChannels } from './channels.js'

@@ -8,6 +8,7 @@ import type { ReplayStore } from '../core/ReplayStore.js'
 import * as Server from '../core/Server.js'
 import type { Idempotency } from '../storage/idempotency.js'
 import * as Delivery from './delivery.js'
+import { paidRoutes } from './registry.js'
 import { type SessionOptions, type SessionRoute, sessionRoute } from './session.js'
 
 /** What a paid handler can read with `c.get('payment')`. */
@@ -44,7 +45,12 @@ export type ChargeOptions = {
    * Bearer API key): challenges name it and the credential is read from it only (default: `payment()`'s).
    */
   credentialHeader?: CredentialHeader | undefined
+  /** What `discovery(app, …)` says about the route besides its offers: `summary`, `description`, `requestBody` (OpenAPI). */
+  openapi?: OpenApiInfo | undefined
 }
+
+/** A route's texts and request body schema in the discovery document. */
+export type OpenApiInfo = { summary?: string | undefined; description?: string | undefined; requestBody?: Record<string, unknown> | undefined }
 
 /** A price, fixed or computed per request. */
 export type PriceInput<E extends Env> = Price | ((c: Context<E>) => Price | Promise<Price>)
@@ -74,7 +80,7 @@ export function payment<E extends Env = Env>(options: PaymentOptions<E>) {
       }
       // A fixed price has fixed offers: build them once, on first use.
       let fixed: Promise<Server.Offer[]> | undefined
-      return async function paymentCharge(c, next) {
+      const handler: MiddlewareHandler<E> = async function paymentCharge(c, next) {
         let offers: Server.Offer[]
         try {
           if (typeof price === 'function') offers = await Server.chargeOffers(server, await price(c), only?.methods)
@@ -93,6 +99,9 @@ export function payment<E extends Env = Env>(options: PaymentOptions<E>) {
         }
         return settle(server, options, c, offers, credentialHeader, next)
       }
+      // Recorded for `discovery(app, …)`, which lists the routes this middleware prices.
+      paidRoutes.set(handler, { server, price, methods: only?.methods, openapi: only?.openapi })
+      return handler
     },
     /**
      * Middleware for a session-priced route: `amount` per unit, paid with vouchers on a payment channel; the handler
