@@ -12,6 +12,7 @@ import {
   MalformedCredentialError,
   isPaymentError,
 } from '../core/Errors.js'
+import * as Discovery from '../core/Discovery.js'
 import type { Method } from '../core/Method.js'
 import type { ReplayStore } from '../core/ReplayStore.js'
 import * as Server from '../core/Server.js'
@@ -126,7 +127,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       return Server.problemResponse(new BadRequestError({ detail: `${reservedPaths.prefix} is reserved for the gateway` }))
     }
     if (path === reservedPaths.openapi && (method === 'GET' || method === 'HEAD')) {
-      return discoveryResponse(await openApi(), method)
+      return Discovery.response(await openApi(), method)
     }
     const override = routingOverride(request.headers, url)
     if (override) {
@@ -336,12 +337,6 @@ function originFailure(error: unknown): string {
 function health(table: PricingTable, methods: readonly Method<any, any>[]): Response {
   const body = { status: 'ok', service: table.service.title, routes: table.routes.length, methods: methods.map((m) => m.name) }
   return Response.json(body, { headers: { 'cache-control': 'no-store' } })
-}
-
-function discoveryResponse(document: string, method: string): Response {
-  // Payment Discovery draft, "Caching" (5 minutes) and "Cross-Origin Requests".
-  const headers = { 'content-type': 'application/json', 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' }
-  return new Response(method === 'HEAD' ? null : document, { headers })
 }
 
 // A configured string secret, or undefined.
