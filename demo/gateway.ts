@@ -5,7 +5,7 @@
 import { createGateway } from '../src/gateway/public.js'
 import pricing from './pricing.json'
 
-export { ChannelState, IdempotencyCache, PayerChannels, RateCounter, ReplayGuard, SponsorGate } from '../src/gateway/public.js'
+export { ChannelState, IdempotencyCache, PayerChannels, RateCounter, ReplayGuard, SenderLimit, SponsorGate } from '../src/gateway/public.js'
 
 const gateway = createGateway({ pricing })
 

@@ -7,7 +7,7 @@
 import pricing from '../../pricing.json'
 import { createGateway } from './public.js'
 
-export { ChannelState, IdempotencyCache, PayerChannels, RateCounter, ReplayGuard, SponsorGate } from './public.js'
+export { ChannelState, IdempotencyCache, PayerChannels, RateCounter, ReplayGuard, SenderLimit, SponsorGate } from './public.js'
 
 const gateway = createGateway({ pricing })
 

@@ -1,6 +1,7 @@
 /** @module Payment methods built from pricing.json's "methods" section and the worker's secrets. */
-import { defaultPolicy } from '../methods/tempo/fee-payer.js'
+import { type SponsorPolicy, defaultPolicy } from '../methods/tempo/fee-payer.js'
 import { sponsorAccount } from '../methods/tempo/sponsor-account.js'
+import { senderLimit } from '../storage/sender-limit.js'
 import { sponsorGate } from '../storage/sponsor-gate.js'
 import * as v from 'valibot'
 import type { Method } from '../core/Method.js'
@@ -46,6 +47,10 @@ const TempoSettings = v.strictObject({
           maxValidityWindowSeconds: v.optional(v.number()),
           maxFeePerTransaction: v.optional(Whole),
           maxInFlight: v.optional(v.number()),
+          maxInFlightPerSender: v.optional(v.number()),
+          maxValidAfterSeconds: v.optional(v.number()),
+          maxRevertsPerSender: v.optional(v.number()),
+          revertWindowSeconds: v.optional(v.number()),
         }),
       ),
     }),
@@ -72,21 +77,28 @@ export const methodFactories: MethodFactories = {
       if (typeof privateKey !== 'string' || !privateKey) {
         throw new Error('TEMPO_SPONSOR_KEY is missing: set it with "wrangler secret put TEMPO_SPONSOR_KEY" (or drop "feePayer")')
       }
-      const policy = feePayer.policy
+      const { maxGas, maxFeePerTransaction, ...counts } = feePayer.policy ?? {}
+      const policy: Partial<SponsorPolicy> = {
+        ...(maxGas !== undefined ? { maxGas: BigInt(maxGas) } : {}),
+        ...(maxFeePerTransaction !== undefined ? { maxFeePerTransaction: BigInt(maxFeePerTransaction) } : {}),
+        ...Object.fromEntries(Object.entries(counts).filter(([, value]) => value !== undefined)),
+      }
       const gateNamespace = env.SPONSOR_GATE
+      const senderNamespace = env.SENDER_LIMIT
+      let address: string
+      try {
+        address = sponsorAccount(privateKey as `0x${string}`).address
+      } catch {
+        throw new Error('TEMPO_SPONSOR_KEY is not a valid private key')
+      }
       sponsor = {
         privateKey,
         feeToken: feePayer.feeToken,
         // One cap across every isolate when the SponsorGate object is bound (it is in wrangler.toml).
-        gate: gateNamespace
-          ? sponsorGate(gateNamespace, sponsorAccount(privateKey as `0x${string}`).address, policy?.maxInFlight ?? defaultPolicy.maxInFlight)
-          : undefined,
-        policy: policy && {
-          ...(policy.maxGas !== undefined ? { maxGas: BigInt(policy.maxGas) } : {}),
-          ...(policy.maxFeePerTransaction !== undefined ? { maxFeePerTransaction: BigInt(policy.maxFeePerTransaction) } : {}),
-          ...(policy.maxValidityWindowSeconds !== undefined ? { maxValidityWindowSeconds: policy.maxValidityWindowSeconds } : {}),
-          ...(policy.maxInFlight !== undefined ? { maxInFlight: policy.maxInFlight } : {}),
-        },
+        gate: gateNamespace ? sponsorGate(gateNamespace, address, policy.maxInFlight ?? defaultPolicy.maxInFlight) : undefined,
+        // Per-sender limits across every isolate when the SenderLimit object is bound (it is in wrangler.toml).
+        senders: senderNamespace ? senderLimit(senderNamespace, address, policy) : undefined,
+        policy,
       }
     }
     return tempo({ ...settings, rpcUrl, feePayer: sponsor } as Parameters<typeof tempo>[0])

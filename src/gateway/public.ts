@@ -3,7 +3,7 @@
  * Holds `createGateway` (settings from the worker's env, the stock `tempo` and `stripe` methods unless you
  * pass `factories`), `methodFactories`, `parsePricing`, the errors raised at start-up (`SettingsError`,
  * `PricingError`), and the Durable Object classes the gateway binds (`ReplayGuard`, `IdempotencyCache`,
- * `RateCounter`, `SponsorGate`, and for session-priced routes `ChannelState` and `PayerChannels`), which your
+ * `RateCounter`, `SponsorGate`, `SenderLimit`, and for session-priced routes `ChannelState` and `PayerChannels`), which your
  * worker's main module must export.
  */
 import { env as workerEnv } from 'cloudflare:workers'
@@ -16,6 +16,7 @@ export { IdempotencyCache } from '../storage/IdempotencyCache.js'
 export { PayerChannels } from '../storage/PayerChannels.js'
 export { ReplayGuard } from '../storage/ReplayGuard.js'
 export { SponsorGate } from '../storage/SponsorGate.js'
+export { SenderLimit } from '../storage/SenderLimit.js'
 export { RateCounter } from './RateCounter.js'
 export { reservedPaths, type Gateway } from './gateway.js'
 export { methodFactories, type MethodFactory, type MethodFactories } from './methods.js'
@@ -36,7 +37,7 @@ export type CreateGatewayOptions = Omit<GatewayOptions, 'env' | 'factories'> & {
  * @example
  * import pricing from './pricing.json'
  * import { createGateway } from 'mpp-edge/gateway'
- * export { ChannelState, IdempotencyCache, PayerChannels, RateCounter, ReplayGuard, SponsorGate } from 'mpp-edge/gateway'
+ * export { ChannelState, IdempotencyCache, PayerChannels, RateCounter, ReplayGuard, SenderLimit, SponsorGate } from 'mpp-edge/gateway'
  * const gateway = createGateway({ pricing })
  * export default { fetch: (request) => gateway.fetch(request) } satisfies ExportedHandler
  */

@@ -2,6 +2,7 @@
 import type { IdempotencyCache } from '../storage/IdempotencyCache.js'
 import type { ReplayGuard } from '../storage/ReplayGuard.js'
 import type { SponsorGate } from '../storage/SponsorGate.js'
+import type { SenderLimit } from '../storage/SenderLimit.js'
 import type { RateCounter } from './RateCounter.js'
 
 /**
@@ -32,6 +33,7 @@ export type GatewayEnv = Partial<Cloudflare.Env> & {
   IDEMPOTENCY_CACHE?: DurableObjectNamespace<IdempotencyCache>
   RATE_COUNTER?: DurableObjectNamespace<RateCounter>
   SPONSOR_GATE?: DurableObjectNamespace<SponsorGate>
+  SENDER_LIMIT?: DurableObjectNamespace<SenderLimit>
   [name: string]: unknown
 }
 

@@ -3,7 +3,7 @@
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./index");
-		durableNamespaces: "ReplayGuard" | "IdempotencyCache" | "RateCounter" | "SponsorGate";
+		durableNamespaces: "ReplayGuard" | "IdempotencyCache" | "RateCounter" | "SponsorGate" | "SenderLimit";
 	}
 	interface Env {
 		MPP_REALM: string;
@@ -17,6 +17,7 @@ declare namespace Cloudflare {
 		SPONSOR_GATE: DurableObjectNamespace<import("./index").SponsorGate>;
 		CHANNEL_STATE: DurableObjectNamespace<import("./index").ChannelState>;
 		PAYER_CHANNELS: DurableObjectNamespace<import("./index").PayerChannels>;
+		SENDER_LIMIT: DurableObjectNamespace<import("./index").SenderLimit>;
 	}
 }
 interface Env extends Cloudflare.Env {}

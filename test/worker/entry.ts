@@ -4,6 +4,7 @@ export { IdempotencyCache } from '../../src/storage/IdempotencyCache.js'
 export { SponsorGate } from '../../src/storage/SponsorGate.js'
 export { ChannelState } from '../../src/storage/ChannelState.js'
 export { PayerChannels } from '../../src/storage/PayerChannels.js'
+export { SenderLimit } from '../../src/storage/SenderLimit.js'
 
 export default {
   fetch: () => new Response('mpp-edge test worker', { status: 404 }),

@@ -5,6 +5,7 @@ declare namespace Cloudflare {
     SPONSOR_GATE: DurableObjectNamespace<import('../../src/storage/SponsorGate.js').SponsorGate>
     CHANNEL_STATE: DurableObjectNamespace<import('../../src/storage/ChannelState.js').ChannelState>
     PAYER_CHANNELS: DurableObjectNamespace<import('../../src/storage/PayerChannels.js').PayerChannels>
+    SENDER_LIMIT: DurableObjectNamespace<import('../../src/storage/SenderLimit.js').SenderLimit>
     TEST_TEMPO_RPC_URL: string
     TEST_STRIPE_API_URL: string
   }

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { PaymentInsufficientError, VerificationFailedError } from '../../src/core/Errors.js'
 import { ConfigError } from '../../src/core/Server.js'
 import { toBaseUnits } from '../../src/methods/tempo/amounts.js'
-import { checkSponsorPolicy, cosign, defaultPolicy, inFlight, maxFee } from '../../src/methods/tempo/fee-payer.js'
+import { checkSponsorPolicy, cosign, defaultPolicy, inFlight, localSenders, maxFee } from '../../src/methods/tempo/fee-payer.js'
 import { tempo } from '../../src/methods/tempo/method.js'
 import { attributionMemo, isBoundMemo } from '../../src/methods/tempo/memo.js'
 import { typedData, verifyProof } from '../../src/methods/tempo/proof.js'
@@ -35,6 +35,7 @@ function signed(options: {
   calls: { to: Hex; data: Hex; value?: bigint }[]
   chainId?: number
   validBefore?: number
+  validAfter?: number
   sponsored?: boolean
   feeToken?: Hex
   nonceKey?: bigint
@@ -50,6 +51,7 @@ function signed(options: {
     nonceKey: options.nonceKey ?? maxUint256,
     nonce: 0n,
     validBefore: options.validBefore ?? Math.floor(now.getTime() / 1000) + 25,
+    ...(options.validAfter !== undefined ? { validAfter: options.validAfter } : {}),
     ...(options.feeToken ? { feeToken: options.feeToken } : {}),
     ...(options.sponsored ? { feePayerSignature: null } : {}),
   })
@@ -254,6 +256,30 @@ describe('fee sponsorship', () => {
     expect(() => checkSponsorPolicy(handoff(), { ...defaultPolicy, maxFeePerTransaction: 3_999n }, now)).toThrow(/fee budget/)
     expect(maxFee({ gas: 200_000n, maxFeePerGas: 20_000_000_000n })).toBe(4_000n)
     expect(() => checkSponsorPolicy(handoff(), { ...defaultPolicy, maxFeePerTransaction: 4_000n }, now)).not.toThrow()
+  })
+  it('invariant 6: fee sponsorship cannot be drained — validAfter more than 30 s from now is refused (configurable)', () => {
+    const at = (seconds: number) => Math.floor(now.getTime() / 1000) + seconds
+    // With a validity window longer than the chain's 30 s (another chain, another policy), validAfter is bounded on its own.
+    const policy = { ...defaultPolicy, maxValidityWindowSeconds: 600 }
+    expect(() => checkSponsorPolicy(handoff({ validAfter: at(31), validBefore: at(120) }), policy, now)).toThrow(/validAfter is more than 30 s from now/)
+    expect(() => checkSponsorPolicy(handoff({ validAfter: at(30), validBefore: at(120) }), policy, now)).not.toThrow()
+    expect(() => checkSponsorPolicy(handoff({ validAfter: at(30), validBefore: at(120) }), { ...policy, maxValidAfterSeconds: 10 }, now)).toThrow(/more than 10 s/)
+  })
+  it('invariant 6: fee sponsorship cannot be drained — per-isolate sender limits: one in flight, refused after 3 reverts', async () => {
+    const senders = localSenders(defaultPolicy)
+    const until = Date.now() + 60_000
+    await senders.begin(platform, '0x01', until)
+    await senders.begin(platform, '0x01', until) // the same transaction again (a retry)
+    await expect(senders.begin(platform, '0x02', until)).rejects.toMatchObject({ status: 503, retryAfter: 2 })
+    await senders.begin(recipient, '0x02', until) // another sender
+    for (const hash of ['0x01', '0x03', '0x03', '0x04']) {
+      await senders.begin(platform, hash, until)
+      await senders.end(platform, hash, hash === '0x04' ? 'not-sent' : 'reverted')
+    }
+    // 0x03 reverted once (counted once): two reverts so far.
+    await senders.begin(platform, '0x05', until)
+    await senders.end(platform, '0x05', 'reverted')
+    await expect(senders.begin(platform, '0x06', until)).rejects.toMatchObject({ status: 402, detail: expect.stringMatching(/refused: 3 sponsored transactions from this sender reverted within 24 hours/) })
   })
   it('behavior: the in-flight cap refuses with a retryable error and frees slots once', () => {
     const limiter = inFlight(1)

@@ -6,7 +6,7 @@
 import { type Hex, maxUint256 } from 'viem'
 import * as Signature from 'ox/Signature'
 import * as TxEnvelopeTempo from 'ox/tempo/TxEnvelopeTempo'
-import { PaymentUnavailableError, VerificationFailedError } from '../../core/Errors.js'
+import { type PaymentError, PaymentUnavailableError, VerificationFailedError } from '../../core/Errors.js'
 import type { SponsorAccount } from './sponsor-account.js'
 import { type Decoded, type TransactionCheck, checkTransaction, finalTransaction } from './transaction.js'
 
@@ -20,6 +20,14 @@ export type SponsorPolicy = {
   maxFeePerTransaction: bigint
   /** Most sponsored transactions this isolate has between co-signing and their receipt (default 16). */
   maxInFlight: number
+  /** Most sponsored transactions one sender has between co-signing and their receipt (default 1). */
+  maxInFlightPerSender: number
+  /** Latest `validAfter` sponsored, in seconds from now (default 30): a held-back transaction could be emptied first. */
+  maxValidAfterSeconds: number
+  /** Reverted sponsored transactions of one sender within `revertWindowSeconds` after which it is refused sponsorship (default 3). */
+  maxRevertsPerSender: number
+  /** How long reverts count, and how long a refusal lasts, in seconds (default 86,400: 24 hours). */
+  revertWindowSeconds: number
 }
 
 /**
@@ -37,6 +45,10 @@ export const defaultPolicy: SponsorPolicy = {
   maxValidityWindowSeconds: 30,
   maxFeePerTransaction: 100_000n,
   maxInFlight: 16,
+  maxInFlightPerSender: 1,
+  maxValidAfterSeconds: 30,
+  maxRevertsPerSender: 3,
+  revertWindowSeconds: 86_400,
 }
 
 /**
@@ -83,6 +95,10 @@ export function checkSponsorPolicy(decoded: Decoded, policy: SponsorPolicy, now:
   if (maxFee(envelope) > policy.maxFeePerTransaction) refuse('the fee budget exceeds sponsor policy')
   if (envelope.validBefore === undefined) refuse('the transaction must declare validBefore')
   if (envelope.validBefore! - Math.floor(now.getTime() / 1000) > policy.maxValidityWindowSeconds) refuse('validity window exceeds sponsor policy')
+  // A transaction that waits for its validAfter leaves the payer time to empty the account first.
+  if (envelope.validAfter !== undefined && envelope.validAfter - Math.floor(now.getTime() / 1000) > policy.maxValidAfterSeconds) {
+    refuse(`validAfter is more than ${policy.maxValidAfterSeconds} s from now`)
+  }
 }
 
 /**
@@ -142,6 +158,73 @@ export function inFlight(max: number): InFlight {
     },
     get count() {
       return count
+    },
+  }
+}
+
+/** How a sponsored transaction ended, as far as its sender's limits are concerned. */
+export type SponsoredOutcome = 'success' | 'reverted' | 'not-sent'
+
+/**
+ * Per-sender sponsorship limits: `begin` takes the sender's slot for a transaction until `until` (ms since
+ * epoch; it cannot be mined after its `validBefore`) or throws (503 while another is in flight, 402 while the
+ * sender is refused); `end` frees it once the outcome is known and counts a revert.
+ * @example
+ * await senders.begin(sender, hash, validBefore * 1000)
+ */
+export type SenderGate = {
+  begin: (sender: string, hash: string, until: number) => Promise<void>
+  end: (sender: string, hash: string, outcome: SponsoredOutcome) => Promise<void>
+}
+
+/**
+ * The answer to a sender over its limits: 503 with Retry-After while it has a transaction in flight, 402
+ * saying until when while it is refused after too many reverts.
+ * @example
+ * throw senderLimitError('refused', Date.now() + 86_400_000, defaultPolicy)
+ */
+export function senderLimitError(reason: 'in-flight' | 'refused', until: number, policy: Pick<SponsorPolicy, 'maxRevertsPerSender' | 'revertWindowSeconds'>): PaymentError {
+  if (reason === 'in-flight') {
+    return new PaymentUnavailableError({ detail: 'this sender already has a sponsored transaction in flight; retry once it is mined', retryAfter: 2 })
+  }
+  const window = policy.revertWindowSeconds % 3600 === 0 ? `${policy.revertWindowSeconds / 3600} hours` : `${policy.revertWindowSeconds} s`
+  return new VerificationFailedError({
+    detail: `fee sponsorship refused: ${policy.maxRevertsPerSender} sponsored transactions from this sender reverted within ${window}; sponsorship resumes at ${new Date(until).toISOString()}`,
+  })
+}
+
+/**
+ * Per-sender limits counted in this isolate only (the default without the SenderLimit Durable Object).
+ * @example
+ * const senders = localSenders(defaultPolicy)
+ */
+export function localSenders(policy: SponsorPolicy): SenderGate {
+  const state = new Map<string, { flights: Map<string, number>; reverts: Map<string, number>; refusedUntil: number }>()
+  const of = (sender: string) => {
+    const key = sender.toLowerCase()
+    let entry = state.get(key)
+    if (!entry) state.set(key, (entry = { flights: new Map(), reverts: new Map(), refusedUntil: 0 }))
+    const now = Date.now()
+    for (const [hash, until] of entry.flights) if (until <= now) entry.flights.delete(hash)
+    for (const [hash, until] of entry.reverts) if (until <= now) entry.reverts.delete(hash)
+    return entry
+  }
+  return {
+    async begin(sender, hash, until) {
+      const entry = of(sender)
+      if (entry.refusedUntil > Date.now()) throw senderLimitError('refused', entry.refusedUntil, policy)
+      if (!entry.flights.has(hash) && entry.flights.size >= policy.maxInFlightPerSender) throw senderLimitError('in-flight', until, policy)
+      entry.flights.set(hash, Math.max(until, entry.flights.get(hash) ?? 0))
+    },
+    async end(sender, hash, outcome) {
+      const entry = of(sender)
+      entry.flights.delete(hash)
+      const now = Date.now()
+      if (outcome === 'reverted') {
+        if (!entry.reverts.has(hash)) entry.reverts.set(hash, now + policy.revertWindowSeconds * 1000)
+        if (entry.reverts.size >= policy.maxRevertsPerSender) entry.refusedUntil = now + policy.revertWindowSeconds * 1000
+      }
+      if (entry.flights.size === 0 && entry.reverts.size === 0 && entry.refusedUntil <= now) state.delete(sender.toLowerCase())
     },
   }
 }

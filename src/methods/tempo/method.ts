@@ -10,7 +10,7 @@ import { define, type Method, type Price, type Settlement, type VerifyContext } 
 import { ConfigError, clockSkewMs, isLoopback, referenceKeepUntil } from '../../core/Server.js'
 import { AmountError, toBaseUnits } from './amounts.js'
 import { type Token, defaultRpcUrl, defaultTokens } from './chains.js'
-import { type Gate, type SponsorPolicy, defaultPolicy, inFlight, maxFee, sponsor } from './fee-payer.js'
+import { type Gate, type SenderGate, type SponsorPolicy, defaultPolicy, inFlight, localSenders, maxFee, sponsor } from './fee-payer.js'
 import { parseSource, verifyProof } from './proof.js'
 import { type SponsorAccount, sponsorAccount } from './sponsor-account.js'
 import { checkReceipt } from './receipt.js'
@@ -56,6 +56,11 @@ export type TempoConfig = {
          * without it `policy.maxInFlight` is counted per isolate.
          */
         gate?: Gate | undefined
+        /**
+         * Per-sender limits shared by every isolate (`senderLimit(env.SENDER_LIMIT, …)`): one transaction in
+         * flight per sender, a refusal after reverts; without it they are counted per isolate.
+         */
+        senders?: SenderGate | undefined
       }
     | undefined
   /** Blocks a payment's block needs, counting itself, before it settles (default 1: Tempo blocks are final). */
@@ -94,6 +99,7 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
   })
   const local = inFlight(settings.policy.maxInFlight)
   const gate: Gate = config.feePayer?.gate ?? { acquire: async () => local.acquire() }
+  const senders: SenderGate = config.feePayer?.senders ?? localSenders(settings.policy)
 
   return define<TempoRequest, TempoPayload>({
     name: 'tempo',
@@ -206,9 +212,14 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
       if (decoded.envelope.validBefore! <= Math.floor(Date.now() / 1000)) {
         throw new VerificationFailedError({ detail: "the transaction's validity window has passed" })
       }
-      const release = sponsored ? await gate.acquire() : undefined
+      // One sponsored transaction in flight per sender, until its receipt or its validBefore: several backed by
+      // one balance cannot all pass the checks below and then revert at the sponsor's cost.
+      if (sponsored) await senders.begin(decoded.sender, hash, decoded.envelope.validBefore! * 1000)
+      let sent = false
+      let release: (() => Promise<void> | void) | undefined
       try {
         if (sponsored) {
+          release = await gate.acquire()
           // A transaction that fails on-chain would still cost the sponsor its fee: the calls must succeed,
           // together (they are exactly the required transfers, so the payer must hold the whole amount).
           await node.simulate(decoded.sender, decoded.envelope.calls as never)
@@ -219,13 +230,21 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
             throw new PaymentUnavailableError({ detail: 'the fee sponsor cannot cover this fee right now', retryAfter: 30 })
           }
         }
+        sent = true
         await node.broadcast(final.serialized, hash)
         found = await node.waitForReceipt(hash, deadline)
+      } catch (error) {
+        // Nothing went out, or the node refused it: the sender's slot is free. A transaction whose fate is
+        // unknown keeps it until its receipt is seen or its validBefore passes.
+        if (sponsored && (!sent || !(error instanceof PaymentUnavailableError))) await senders.end(decoded.sender, hash, 'not-sent')
+        throw error
       } finally {
         await release?.()
       }
     }
     if (found.transactionHash.toLowerCase() !== hash) throw new VerificationFailedError({ detail: 'the node returned a receipt for another transaction' })
+    // The outcome is known: a reverted sponsored transaction counts against its sender.
+    if (sponsored) await senders.end(decoded.sender, hash, found.status === 'success' || found.status === '0x1' ? 'success' : 'reverted')
     await node.waitForConfirmations(found, settings.confirmations, deadline)
     // The receipt settles: it must show the same transfers the calls promised.
     checkReceipt(found, check)
@@ -327,7 +346,10 @@ function check(config: TempoConfig) {
   const policy: SponsorPolicy = { ...defaultPolicy, ...config.feePayer?.policy }
   if (policy.maxGas <= 0n || policy.maxFeePerTransaction <= 0n) fail('feePayer.policy caps must be positive')
   if (!Number.isInteger(policy.maxValidityWindowSeconds) || policy.maxValidityWindowSeconds < 1) fail('feePayer.policy.maxValidityWindowSeconds must be a positive integer')
-  if (!Number.isInteger(policy.maxInFlight) || policy.maxInFlight < 1) fail('feePayer.policy.maxInFlight must be a positive integer')
+  for (const name of ['maxInFlight', 'maxInFlightPerSender', 'maxRevertsPerSender', 'revertWindowSeconds'] as const) {
+    if (!Number.isInteger(policy[name]) || policy[name] < 1) fail(`feePayer.policy.${name} must be a positive integer`)
+  }
+  if (!Number.isInteger(policy.maxValidAfterSeconds) || policy.maxValidAfterSeconds < 0) fail('feePayer.policy.maxValidAfterSeconds must be a whole number')
   // Only the challenge-bound memo ties a pushed transfer to its payer's challenge: without it, anyone who saw
   // the hash could present it for their own challenge first (the credential `source` is not authenticated).
   const unbound = config.memo !== undefined ? 'memo' : attribution === 'optional' ? 'attribution "optional"' : undefined
