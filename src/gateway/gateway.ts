@@ -30,7 +30,7 @@ import { refuseFormOverride, routingOverride } from './overrides.js'
 import { paymentPage, prefersHtml, type PageOffer } from './page.js'
 import { AmbiguousPathError, canonicalPath } from './path.js'
 import { PricingError, parsePricing, type PricingTable } from './pricing.js'
-import { overLimit } from './rate-limit.js'
+import { clientKey, overLimit } from './rate-limit.js'
 import { compileRoutes, matchRoute, methodsAt, type CompiledRoute } from './routes.js'
 import { amountFor, amounts } from './variable-price.js'
 import { readSettings, type GatewayEnv, type Settings } from './settings.js'
@@ -250,7 +250,7 @@ async function payAndForward(context: Context, paid: Priced, original: Request, 
   // Only the header the route's challenges name carries its credentials.
   const credentials = original.headers.get(paid.server.credentialHeader)
   const presents = credentials !== null && /(^|,)\s*payment(\s|$)/i.test(credentials)
-  const client = original.headers.get('cf-connecting-ip') ?? 'unknown'
+  const client = clientKey(original.headers.get('cf-connecting-ip'))
   const wait = await overLimit(settings, presents ? 'verify' : 'challenge', client)
   if (wait !== undefined) {
     record({ type: 'rate-limited', route: label, request: `${original.method} ${path}`, status: 429 })

@@ -37,3 +37,26 @@ export async function overLimit(settings: Settings, attempt: Attempt, client: st
     return undefined
   }
 }
+
+/**
+ * The key a client is limited under: an IPv4 address as it is, an IPv6 address by its /64 (one subscriber's
+ * network: a single host can use any of its 2^64 addresses), IPv4-mapped IPv6 as the IPv4 address.
+ * @example
+ * clientKey('2001:db8:1:2:aaaa::1') // '2001:db8:1:2::/64'
+ * clientKey('203.0.113.7') // '203.0.113.7'
+ */
+export function clientKey(ip: string | null): string {
+  if (!ip) return 'unknown'
+  if (!ip.includes(':')) return ip
+  const address = ip.trim().toLowerCase().replace(/^\[|\]$/g, '').split('%')[0]!
+  const mapped = /^(?:0{0,4}:){0,5}(?:0{0,4}:)?ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(address.replace(/^::/, '0:'))
+  if (mapped) return mapped[1]!
+  const [head = '', tail] = address.split('::')
+  const left = head ? head.split(':') : []
+  const right = tail !== undefined && tail !== '' ? tail.split(':') : []
+  // An embedded IPv4 tail counts as two groups; the /64 never reaches it unless it is in the first four.
+  const groups = tail === undefined ? left : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right]
+  const prefix = groups.slice(0, 4).map((group) => (/^[0-9a-f]{1,4}$/.test(group) ? group.replace(/^0+(?=.)/, '') : null))
+  if (prefix.length < 4 || prefix.includes(null)) return address
+  return `${prefix.join(':')}::/64`
+}

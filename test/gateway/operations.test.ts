@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import readme from '../../README.md?raw'
 import { createGateway } from '../../src/gateway/gateway.js'
 import { methodFactories } from '../../src/gateway/methods.js'
+import { clientKey } from '../../src/gateway/rate-limit.js'
 import { ledger } from '../support/ledger-method.js'
 import { pay, pricing, problem, setup, testEnv } from './support.js'
 
@@ -21,6 +22,28 @@ describe('gateway: rate limits', () => {
     // Unpriced requests are not counted.
     expect((await t.request('/other', { headers: { 'cf-connecting-ip': a } })).status).toBe(200)
     expect(t.logs.map((line) => JSON.parse(line).event)).toContain('payment.rate-limited')
+  })
+
+  it('behavior: IPv6 clients are limited by their /64, so one host cannot rotate addresses past the limit', async () => {
+    const t = setup({ env: { RATE_LIMIT_CHALLENGES: '3' } })
+    const hex = () => Math.floor(Math.random() * 0xffff).toString(16)
+    const net = `2001:db8:${hex()}:${hex()}`
+    for (const host of ['::1', ':0:0:0:2', ':abcd:ef01:2345:6789']) {
+      expect((await t.request('/paid', { headers: { 'cf-connecting-ip': `${net}${host}` } })).status).toBe(402)
+    }
+    expect((await t.request('/paid', { headers: { 'cf-connecting-ip': `${net.toUpperCase()}:ffff::9` } })).status).toBe(429)
+    expect((await t.request('/paid', { headers: { 'cf-connecting-ip': `2001:db8:${hex()}:${hex()}::1` } })).status).toBe(402)
+  })
+
+  it('behavior: the rate limit key is the IPv4 address, or the IPv6 /64 in one spelling', () => {
+    expect(clientKey('203.0.113.7')).toBe('203.0.113.7')
+    expect(clientKey(null)).toBe('unknown')
+    expect(clientKey('2001:0db8:0001:0002:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:1:2::/64')
+    expect(clientKey('2001:DB8:1:2::1')).toBe('2001:db8:1:2::/64')
+    expect(clientKey('2001:db8::1')).toBe('2001:db8:0:0::/64')
+    expect(clientKey('::1')).toBe('0:0:0:0::/64')
+    expect(clientKey('::ffff:198.51.100.4')).toBe('198.51.100.4')
+    expect(clientKey('[2001:db8:1:2::5]')).toBe('2001:db8:1:2::/64')
   })
 
   it('behavior: verification attempts have their own limit', async () => {
