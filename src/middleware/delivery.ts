@@ -37,11 +37,12 @@ export async function replayed(slot: ReplaySlot): Promise<Response | undefined> 
 }
 
 /**
- * Completes a paid request with a successful response: spends the challenge, then attaches the receipt
- * (and keeps a copy for retries). If the challenge cannot be spent, the response is withheld: serving it
- * would leave the challenge open to be served again. With a replay slot, a body small enough to keep is read
+ * Completes a paid request with a successful response: keeps a copy for retries, spends the challenge, then
+ * answers with the receipt. If the challenge cannot be spent, the response is withheld: serving it would
+ * leave the challenge open to be served again. With a replay slot, a body small enough to keep is read
  * before the challenge is spent: a body that fails mid-stream releases the challenge (502 with the reference),
- * so the payer is served by a retry instead of finding the payment used.
+ * so the payer is served by a retry instead of finding the payment used. The copy is stored before the spend
+ * too, so an Idempotency-Key retry racing the spend finds the answer instead of a used challenge.
  * @example
  * return Delivery.complete(outcome, await fetch(origin), slot)
  */
@@ -57,20 +58,19 @@ export async function complete(paid: Server.Paid, response: Response, slot?: Rep
       return Server.problemResponse(new OriginFailedError({ detail }), { reference: paid.settlement.reference, challengeId: paid.challenge.id, method: paid.challenge.method })
     }
   }
+  // Core spec, "Caching": a response carrying a receipt is private; its other directives stay.
+  const delivered = PaidResponse.withReceipt(read ? new Response(read.body, { status: response.status, statusText: response.statusText, headers: response.headers }) : response, paid.receipt)
+  if (slot && read?.stored) {
+    const expiresAt = Date.parse(paid.challenge.expires ?? '') || Date.now() + 300_000
+    await slot.idempotency.put(slot.key, { status: delivered.status, headers: [...delivered.headers.entries()], body: read.stored }, expiresAt).catch(() => {})
+  }
   try {
     await paid.deliver()
   } catch (error) {
-    if (!read) await response.body?.cancel().catch(() => {})
-    else if (read.body instanceof ReadableStream) await read.body.cancel().catch(() => {})
+    await delivered.body?.cancel().catch(() => {})
     await paid.release()
     return Server.problemResponse(isPaymentError(error) ? error : new PaymentUnavailableError({ retryAfter: 1 }))
   }
-  // Core spec, "Caching": a response carrying a receipt is private; its other directives stay.
-  const delivered = PaidResponse.withReceipt(read ? new Response(read.body, { status: response.status, statusText: response.statusText, headers: response.headers }) : response, paid.receipt)
-  if (!slot || !read?.stored) return delivered
-  const expiresAt = Date.parse(paid.challenge.expires ?? '') || Date.now() + 300_000
-  // Awaited, so a retry right after this response finds it.
-  await slot.idempotency.put(slot.key, { status: delivered.status, headers: [...delivered.headers.entries()], body: read.stored }, expiresAt).catch(() => {})
   return delivered
 }
 
