@@ -7,6 +7,10 @@ import { testServices } from './src/testing/node/services.js'
 const services = await testServices()
 const anvilUrl = services.tempoRpcUrl
 const stripeUrl = services.stripeApiUrl
+// The session chain (its own anvil, the channel reserve stand-in, the session shim in front), and the factory of
+// private session chains for tests that move chain time.
+const sessionUrl = services.sessionRpcUrl
+const chainFactoryUrl = services.chainFactoryUrl
 
 const optimizer = {
   ssr: {
@@ -31,6 +35,8 @@ export default defineConfig({
               bindings: {
                 TEST_TEMPO_RPC_URL: anvilUrl,
                 TEST_STRIPE_API_URL: stripeUrl,
+                TEST_SESSION_RPC_URL: sessionUrl,
+                TEST_CHAIN_FACTORY_URL: chainFactoryUrl,
               },
             },
           }),
@@ -56,6 +62,8 @@ export default defineConfig({
                 TEMPO_RPC_URL: anvilUrl,
                 TEST_TEMPO_RPC_URL: anvilUrl,
                 TEST_STRIPE_API_URL: stripeUrl,
+                TEST_SESSION_RPC_URL: sessionUrl,
+                TEST_CHAIN_FACTORY_URL: chainFactoryUrl,
               },
               serviceBindings: { ORIGIN: 'origin' },
               ratelimits: { TEST_RATE_LIMITER: { simple: { limit: 2, period: 60 } } },

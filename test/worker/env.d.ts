@@ -8,5 +8,7 @@ declare namespace Cloudflare {
     SENDER_LIMIT: DurableObjectNamespace<import('../../src/storage/SenderLimit.js').SenderLimit>
     TEST_TEMPO_RPC_URL: string
     TEST_STRIPE_API_URL: string
+    TEST_SESSION_RPC_URL: string
+    TEST_CHAIN_FACTORY_URL: string
   }
 }

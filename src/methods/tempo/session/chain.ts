@@ -3,7 +3,7 @@
  * escrow, and the payee's own `settle` and `close` transactions (draft-tempo-session-00, "Settlement
  * Procedure", "Server-Initiated Operations"). RPC faults become PaymentUnavailableError (503 + Retry-After).
  */
-import { type Address, type Hex, BaseError, decodeErrorResult, decodeFunctionResult, encodeFunctionData, keccak256 } from 'viem'
+import { type Address, type Hex, BaseError, createClient, decodeErrorResult, decodeFunctionResult, encodeFunctionData, http, keccak256 } from 'viem'
 import type { LocalAccount } from 'viem/accounts'
 import { prepareTransactionRequest, signTransaction } from 'viem/actions'
 import {
@@ -13,6 +13,7 @@ import {
   PaymentUnavailableError,
   VerificationFailedError,
 } from '../../../core/Errors.js'
+import { chainFor } from '../chains.js'
 import { type RpcOptions, isTransient, rpc } from '../rpc.js'
 import { escrowAbi, isUint96 } from './abi.js'
 import { type Descriptor, channelId, descriptorTuple } from './descriptor.js'
@@ -91,6 +92,11 @@ function refusal(action: string, reason: string, cause: unknown): Error {
 export function sessionChain(options: SessionChainOptions) {
   const node = rpc(options)
   const { client } = node
+  // Building the payee's transactions needs viem's Tempo chain (its 0x76 formatters and fee filling); reads do not.
+  const signer = createClient({
+    chain: chainFor(options.chainId, options.url),
+    transport: http(options.url, { timeout: options.timeoutMs ?? 10_000, retryCount: 0, ...(options.fetch ? { fetchFn: options.fetch } : {}) }),
+  })
   const scope = (d: Descriptor) => ({ escrow: options.escrow, channelId: channelId(d, options) })
 
   async function call(what: string, from: Address | undefined, data: Hex): Promise<Hex> {
@@ -118,7 +124,7 @@ export function sessionChain(options: SessionChainOptions) {
     const now = Math.max(Math.floor(Date.now() / 1000), Number(head.timestamp))
     let serialized: Hex
     try {
-      const prepared = (await prepareTransactionRequest(client, {
+      const prepared = (await prepareTransactionRequest(signer, {
         account,
         calls: [{ to: options.escrow, data }],
         nonceKey: 'expiring',
@@ -127,7 +133,7 @@ export function sessionChain(options: SessionChainOptions) {
       } as never)) as Record<string, unknown> & { gas?: bigint }
       // Headroom over the estimate: it leaves out the sender signature check.
       prepared.gas = ((prepared.gas ?? 0n) * 12n) / 10n + 5_000n
-      serialized = (await signTransaction(client, prepared as never)) as Hex
+      serialized = (await signTransaction(signer, prepared as never)) as Hex
     } catch (error) {
       if (isTransient(error)) throw new PaymentUnavailableError({ detail: `the Tempo RPC endpoint is unavailable (${action})`, cause: error })
       throw refusal(action, revertReason(error), error)

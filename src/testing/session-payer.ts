@@ -1,0 +1,197 @@
+/**
+ * @module The payer's side of a payment channel on a local chain, for tests (runs in workerd and Node, viem
+ * over fetch): signs channel-opening and top-up transactions (for a server to broadcast, or sent directly),
+ * vouchers, and the payer's forced close (`requestClose`, then `withdraw` after the grace period), and moves
+ * a test chain's clock.
+ */
+import { type Address, type Hex, createClient, encodeFunctionData, http, keccak256, zeroAddress } from 'viem'
+import type { LocalAccount } from 'viem/accounts'
+import { prepareTransactionRequest, signTransaction } from 'viem/actions'
+import { chainFor } from '../methods/tempo/chains.js'
+import { escrowAbi, tip20ChannelReserve } from '../methods/tempo/session/abi.js'
+import { type Descriptor, channelId, descriptorTuple, normalizeDescriptor } from '../methods/tempo/session/descriptor.js'
+import { expiringNonceHash } from '../methods/tempo/session/nonce-hash.js'
+import { decodeTransaction } from '../methods/tempo/transaction.js'
+import { signVoucher } from '../methods/tempo/session/voucher.js'
+
+/** Where the channel lives. */
+export type ChannelChain = {
+  /** The session chain's RPC URL (the shim's, so opens work against the stand-in). */
+  url: string
+  chainId: number
+  /** Default: the precompile address. */
+  escrow?: Address | undefined
+}
+
+const randomSalt = (): Hex => `0x${[...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16).padStart(2, '0')).join('')}`
+
+async function jsonRpc<T>(url: string, method: string, params: unknown[] = []): Promise<T> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+  const body = (await response.json()) as { result?: T; error?: { message: string } }
+  if (body.error) throw new Error(`${method}: ${body.error.message}`)
+  return body.result as T
+}
+
+/**
+ * Signs a Tempo transaction with one call to the escrow: expiring nonce, `validBefore` from the chain's clock,
+ * and, when `sponsored`, no fee token (the fee payer adds it). Returns the serialized transaction and its hash.
+ * @example
+ * const { serialized } = await signEscrowCall(chain, payer, data, { sponsored: true })
+ */
+export async function signEscrowCall(
+  chain: ChannelChain,
+  account: LocalAccount,
+  data: Hex,
+  options: { sponsored?: boolean | undefined; validFor?: number | undefined; feeToken?: Address | undefined } = {},
+): Promise<{ serialized: Hex; hash: Hex }> {
+  const client = createClient({ chain: chainFor(chain.chainId, chain.url), transport: http(chain.url) })
+  const head = await jsonRpc<{ timestamp: Hex }>(chain.url, 'eth_getBlockByNumber', ['latest', false])
+  const now = Math.max(Math.floor(Date.now() / 1000), Number(head.timestamp))
+  const prepared = (await prepareTransactionRequest(client, {
+    account,
+    calls: [{ to: chain.escrow ?? tip20ChannelReserve, data }],
+    nonceKey: 'expiring',
+    validBefore: now + (options.validFor ?? 25),
+    ...(options.sponsored ? {} : { feeToken: options.feeToken ?? '0x20c0000000000000000000000000000000000000' }),
+  } as never)) as Record<string, unknown>
+  if (options.sponsored) {
+    delete prepared.feeToken
+    delete prepared.feePayerSignature
+    prepared.feePayer = true
+  }
+  const serialized = (await signTransaction(client, prepared as never)) as Hex
+  return { serialized, hash: keccak256(serialized) }
+}
+
+/**
+ * Signs a channel-opening transaction the way a session client does (one `open` call, random salt) and derives
+ * the channel it will create. Nothing is broadcast: put `serialized` in an `open` credential, or send it.
+ * @example
+ * const { serialized, descriptor, channelId } = await signOpen(chain, payer, { payee, token: pathUsd, deposit: 1_000_000n })
+ */
+export async function signOpen(
+  chain: ChannelChain,
+  payer: LocalAccount,
+  options: {
+    payee: Address
+    token: Address
+    deposit: bigint
+    operator?: Address | undefined
+    authorizedSigner?: Address | undefined
+    salt?: Hex | undefined
+    sponsored?: boolean | undefined
+    validFor?: number | undefined
+  },
+): Promise<{ serialized: Hex; hash: Hex; descriptor: Descriptor; channelId: Hex }> {
+  const salt = options.salt ?? randomSalt()
+  const operator = options.operator ?? zeroAddress
+  const authorizedSigner = options.authorizedSigner ?? zeroAddress
+  const data = encodeFunctionData({ abi: escrowAbi, functionName: 'open', args: [options.payee, operator, options.token, options.deposit, salt, authorizedSigner] })
+  const signed = await signEscrowCall(chain, payer, data, options)
+  const decoded = decodeTransaction(signed.serialized)
+  const descriptor = normalizeDescriptor({
+    payer: payer.address,
+    payee: options.payee,
+    operator,
+    token: options.token,
+    salt,
+    authorizedSigner,
+    expiringNonceHash: expiringNonceHash(decoded),
+  })
+  return { ...signed, descriptor, channelId: channelId(descriptor, { escrow: chain.escrow ?? tip20ChannelReserve, chainId: chain.chainId }) }
+}
+
+/**
+ * Signs a top-up of a channel by its payer.
+ * @example
+ * const { serialized } = await signTopUp(chain, payer, descriptor, 500_000n)
+ */
+export async function signTopUp(
+  chain: ChannelChain,
+  payer: LocalAccount,
+  descriptor: Descriptor,
+  additionalDeposit: bigint,
+  options: { sponsored?: boolean | undefined } = {},
+): Promise<{ serialized: Hex; hash: Hex }> {
+  const data = encodeFunctionData({ abi: escrowAbi, functionName: 'topUp', args: [descriptorTuple(descriptor), additionalDeposit] })
+  return signEscrowCall(chain, payer, data, options)
+}
+
+/**
+ * A voucher for the channel: its cumulative amount and the payer's (or authorized signer's) signature.
+ * @example
+ * const voucher = await voucherFor(chain, payer, channelId, 250_000n)
+ */
+export async function voucherFor(chain: ChannelChain, signer: LocalAccount, id: Hex, cumulativeAmount: bigint) {
+  const signature = await signVoucher(signer, { channelId: id, cumulativeAmount }, { escrow: chain.escrow ?? tip20ChannelReserve, chainId: chain.chainId })
+  return { channelId: id, cumulativeAmount, signature }
+}
+
+/**
+ * Broadcasts a signed transaction and waits for its receipt (reverted or not).
+ * @example
+ * const receipt = await sendSigned(chain, serialized)
+ */
+export async function sendSigned(chain: ChannelChain, serialized: Hex) {
+  const hash = await jsonRpc<Hex>(chain.url, 'eth_sendRawTransaction', [serialized])
+  for (let i = 0; i < 100; i++) {
+    const receipt = await jsonRpc<{ status: Hex; transactionHash: Hex; gasUsed: Hex; logs: { address: string; topics: string[]; data: string }[] } | null>(
+      chain.url,
+      'eth_getTransactionReceipt',
+      [hash],
+    )
+    if (receipt) return receipt
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`transaction ${hash} was not mined`)
+}
+
+/**
+ * The payer starts a forced close: `requestClose` on the escrow, sent and mined.
+ * @example
+ * await requestClose(chain, payer, descriptor)
+ */
+export async function requestClose(chain: ChannelChain, payer: LocalAccount, descriptor: Descriptor) {
+  const data = encodeFunctionData({ abi: escrowAbi, functionName: 'requestClose', args: [descriptorTuple(descriptor)] })
+  return sendSigned(chain, (await signEscrowCall(chain, payer, data)).serialized)
+}
+
+/**
+ * The payer withdraws what is left after the grace period: `withdraw` on the escrow, sent and mined.
+ * @example
+ * await increaseTime(chain, 901); await withdraw(chain, payer, descriptor)
+ */
+export async function withdraw(chain: ChannelChain, payer: LocalAccount, descriptor: Descriptor) {
+  const data = encodeFunctionData({ abi: escrowAbi, functionName: 'withdraw', args: [descriptorTuple(descriptor)] })
+  return sendSigned(chain, (await signEscrowCall(chain, payer, data)).serialized)
+}
+
+/**
+ * Moves a local chain's clock forward and mines a block (anvil `evm_increaseTime` + `evm_mine`). Workerd's clock
+ * does not move: a test fires time-based work (alarms) itself.
+ * @example
+ * await increaseTime(chain, Number(closeGracePeriodSeconds) + 1)
+ */
+export async function increaseTime(chain: Pick<ChannelChain, 'url'>, seconds: number): Promise<void> {
+  await jsonRpc(chain.url, 'evm_increaseTime', [seconds])
+  await jsonRpc(chain.url, 'evm_mine')
+}
+
+/**
+ * A private chain from the chain factory of the test setup, for a test that moves the chain's clock; stop it
+ * when done.
+ * @example
+ * const own = await privateChain(env.TEST_CHAIN_FACTORY_URL)
+ * try { … } finally { await own.stop() }
+ */
+export async function privateChain(factoryUrl: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  const response = await fetch(`${factoryUrl}/chains`, { method: 'POST' })
+  if (!response.ok) throw new Error(`the chain factory answered ${response.status}: ${await response.text()}`)
+  const { url } = (await response.json()) as { url: string }
+  return {
+    url,
+    stop: async () => {
+      await fetch(`${factoryUrl}/chains?url=${encodeURIComponent(url)}`, { method: 'DELETE' }).then((r) => r.body?.cancel())
+    },
+  }
+}
