@@ -13,6 +13,7 @@ import { type Descriptor, channelId, descriptorTuple, normalizeDescriptor } from
 import { expiringNonceHash } from '../methods/tempo/session/nonce-hash.js'
 import { decodeTransaction } from '../methods/tempo/transaction.js'
 import { signVoucher } from '../methods/tempo/session/voucher.js'
+import { streamChannelCreation } from './escrow-bytecode.js'
 
 /** Where the channel lives. */
 export type ChannelChain = {
@@ -32,28 +33,37 @@ async function jsonRpc<T>(url: string, method: string, params: unknown[] = []): 
   return body.result as T
 }
 
+/** Options of a payer-signed transaction. */
+export type SignOptions = {
+  /** Leave the fee to a fee payer: no fee token, a placeholder fee-payer signature. */
+  sponsored?: boolean | undefined
+  /** Seconds of validity from the later of the clock and the chain's head (default 25; the chain allows 30). */
+  validFor?: number | undefined
+  /** Fee token when not sponsored (default pathUSD). */
+  feeToken?: Address | undefined
+  /** Gas limit (default: the node's estimate, with headroom per extra call). Anvil's estimate leaves out T4's cost of new storage slots beyond the first few. */
+  gas?: bigint | undefined
+}
+
 /**
- * Signs a Tempo transaction with one call to the escrow: expiring nonce, `validBefore` from the chain's clock,
- * and, when `sponsored`, no fee token (the fee payer adds it). Returns the serialized transaction and its hash.
+ * Signs a Tempo transaction with the given calls: expiring nonce, `validBefore` from the chain's clock, and,
+ * when `sponsored`, no fee token (the fee payer adds it). Returns the serialized transaction and its hash.
  * @example
- * const { serialized } = await signEscrowCall(chain, payer, data, { sponsored: true })
+ * const { serialized } = await signCalls(chain, payer, [{ to: token, data: approve }, { to: escrow, data: open }])
  */
-export async function signEscrowCall(
-  chain: ChannelChain,
-  account: LocalAccount,
-  data: Hex,
-  options: { sponsored?: boolean | undefined; validFor?: number | undefined; feeToken?: Address | undefined } = {},
-): Promise<{ serialized: Hex; hash: Hex }> {
+export async function signCalls(chain: ChannelChain, account: LocalAccount, calls: { to: Address; data: Hex }[], options: SignOptions = {}): Promise<{ serialized: Hex; hash: Hex }> {
   const client = createClient({ chain: chainFor(chain.chainId, chain.url), transport: http(chain.url) })
   const head = await jsonRpc<{ timestamp: Hex }>(chain.url, 'eth_getBlockByNumber', ['latest', false])
   const now = Math.max(Math.floor(Date.now() / 1000), Number(head.timestamp))
   const prepared = (await prepareTransactionRequest(client, {
     account,
-    calls: [{ to: chain.escrow ?? tip20ChannelReserve, data }],
+    calls,
     nonceKey: 'expiring',
     validBefore: now + (options.validFor ?? 25),
     ...(options.sponsored ? {} : { feeToken: options.feeToken ?? '0x20c0000000000000000000000000000000000000' }),
-  } as never)) as Record<string, unknown>
+  } as never)) as Record<string, unknown> & { gas?: bigint }
+  // Anvil's estimate undercounts each extra call of a batch (state created by an earlier call): headroom per call.
+  prepared.gas = options.gas ?? (prepared.gas ?? 0n) + 300_000n * BigInt(calls.length - 1)
   if (options.sponsored) {
     delete prepared.feeToken
     delete prepared.feePayerSignature
@@ -61,6 +71,15 @@ export async function signEscrowCall(
   }
   const serialized = (await signTransaction(client, prepared as never)) as Hex
   return { serialized, hash: keccak256(serialized) }
+}
+
+/**
+ * Signs a Tempo transaction with one call to the escrow (see `signCalls`).
+ * @example
+ * const { serialized } = await signEscrowCall(chain, payer, data, { sponsored: true })
+ */
+export function signEscrowCall(chain: ChannelChain, account: LocalAccount, data: Hex, options: SignOptions = {}): Promise<{ serialized: Hex; hash: Hex }> {
+  return signCalls(chain, account, [{ to: chain.escrow ?? tip20ChannelReserve, data }], options)
 }
 
 /**
@@ -194,4 +213,24 @@ export async function privateChain(factoryUrl: string): Promise<{ url: string; s
       await fetch(`${factoryUrl}/chains?url=${encodeURIComponent(url)}`, { method: 'DELETE' }).then((r) => r.body?.cancel())
     },
   }
+}
+
+/**
+ * Deploys the v1 stream channel stand-in with a plain (type 2) transaction from the node's first dev account
+ * (a contract creation inside a Tempo transaction never mines on anvil). Returns its address.
+ * @example
+ * const escrow = await deployStreamChannel(env.TEST_SESSION_RPC_URL)
+ */
+export async function deployStreamChannel(url: string): Promise<Address> {
+  const [deployer] = await jsonRpc<Address[]>(url, 'eth_accounts')
+  const hash = await jsonRpc<Hex>(url, 'eth_sendTransaction', [{ from: deployer, data: streamChannelCreation, type: '0x2' }])
+  for (let i = 0; i < 100; i++) {
+    const receipt = await jsonRpc<{ status: Hex; contractAddress: Address | null } | null>(url, 'eth_getTransactionReceipt', [hash])
+    if (receipt) {
+      if (receipt.status !== '0x1' || !receipt.contractAddress) throw new Error('the stream channel deployment reverted')
+      return receipt.contractAddress.toLowerCase() as Address
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`deployment ${hash} was not mined`)
 }

@@ -19,7 +19,7 @@ import { type Address, type Hex, decodeFunctionData, encodeFunctionData, keccak2
 import { escrowAbi, tip20ChannelReserve } from '../../methods/tempo/session/abi.js'
 import { expiringNonceHash } from '../../methods/tempo/session/nonce-hash.js'
 import { decodeTransaction } from '../../methods/tempo/transaction.js'
-import { channelReserveRuntime } from './channel-reserve.bytecode.js'
+import { channelReserveRuntime } from '../escrow-bytecode.js'
 
 /** What `startSessionChain` returns. */
 export type SessionChain = {

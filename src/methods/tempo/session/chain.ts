@@ -131,8 +131,10 @@ export function sessionChain(options: SessionChainOptions) {
         validBefore: now + 25,
         feeToken,
       } as never)) as Record<string, unknown> & { gas?: bigint }
-      // Headroom over the estimate: it leaves out the sender signature check.
-      prepared.gas = ((prepared.gas ?? 0n) * 12n) / 10n + 5_000n
+      // Headroom over the estimate: it leaves out the sender signature check, and a node may leave out the cost of
+      // a token balance the payout creates (a payee or payer holding none: about 250k gas each under T4 rules).
+      // Only the gas used is charged.
+      prepared.gas = ((prepared.gas ?? 0n) * 12n) / 10n + 5_000n + 2n * 250_000n
       serialized = (await signTransaction(signer, prepared as never)) as Hex
     } catch (error) {
       if (isTransient(error)) throw new PaymentUnavailableError({ detail: `the Tempo RPC endpoint is unavailable (${action})`, cause: error })

@@ -28,3 +28,4 @@ export {
   voucherDigest,
   voucherTypedData,
 } from './voucher.js'
+export { type ChannelV1, channelIdV1, streamChannelAbi } from './v1.js'
