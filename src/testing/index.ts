@@ -1,9 +1,27 @@
 /**
  * @module `mpp-edge/testing`, for tests of paid routes (runs in workerd and in Node): the paying test client
  * (`testPayer`), helpers for the local Tempo chain (`chainClient`, `fund`, `fundedAccount`, `balanceOf`, `sendFromRich`,
- * `freshAddress`, `pathUsd`, `chainId`), and the local Stripe API's test facts (`testSecretKey`, `spt`, the
- * `outcomes` a token can ask for). Start the services themselves with `mpp-edge/testing/node`.
+ * `freshAddress`, `pathUsd`, `chainId`), the local Stripe API's test facts (`testSecretKey`, `spt`, the
+ * `outcomes` a token can ask for), and a payment channel payer on the session chain (`signOpen`, `signTopUp`,
+ * `voucherFor`, `requestClose`, `withdraw`, `increaseTime`, `privateChain`, `deployStreamChannel`). Start the
+ * services themselves with `mpp-edge/testing/node`.
  */
 export { testPayer, type TestPayer, type TestPayerOptions } from './payer.js'
 export { balanceOf, chainClient, chainId, fund, fundedAccount, freshAddress, pathUsd, rich, sendFromRich, type ChainClient } from './chain.js'
 export { outcomes, processingRetrieves, spt, testSecretKey, type Outcome, type RecordedRequest } from './stripe-fixtures.js'
+export {
+  type ChannelChain,
+  type SignOptions,
+  deployStreamChannel,
+  increaseTime,
+  privateChain,
+  requestClose,
+  sendSigned,
+  signCalls,
+  signEscrowCall,
+  signOpen,
+  signTopUp,
+  voucherFor,
+  withdraw,
+} from './session-payer.js'
+export { channelReserveRuntime, streamChannelCreation } from './escrow-bytecode.js'

@@ -17,7 +17,7 @@ import { channelClosedIn, channelOpenedIn, closeRequestedIn, topUpIn } from '../
 import { checkOpenTransaction, checkTopUpTransaction, sponsorFunding } from '../../src/methods/tempo/session/funding.js'
 import { voucherDigest } from '../../src/methods/tempo/session/voucher.js'
 import { increaseTime, privateChain, requestClose, sendSigned, signOpen, signTopUp, voucherFor, withdraw } from '../../src/testing/session-payer.js'
-import { balanceOf, chainClient, chainId, fund, fundedAccount, pathUsd } from '../support/tempo-chain.js'
+import { balanceOf, chainClient, chainId, fund, fundedAccount, pathUsd } from '../../src/testing/chain.js'
 
 const chain = { url: env.TEST_SESSION_RPC_URL, chainId }
 const client = chainClient(env.TEST_SESSION_RPC_URL)

@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { channelIdV1, streamChannelAbi } from '../../src/methods/tempo/session/v1.js'
 import { verifyVoucher, voucherDigest } from '../../src/methods/tempo/session/voucher.js'
 import { deployStreamChannel, sendSigned, signCalls, voucherFor } from '../../src/testing/session-payer.js'
-import { balanceOf, chainClient, chainId, fund, pathUsd } from '../support/tempo-chain.js'
+import { balanceOf, chainClient, chainId, fund, pathUsd } from '../../src/testing/chain.js'
 
 const url = env.TEST_SESSION_RPC_URL
 const client = chainClient(url)
