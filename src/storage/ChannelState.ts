@@ -134,8 +134,9 @@ export class ChannelState extends DurableObject implements Channel {
   /**
    * Periodic work of an open channel: reads the close-request time (and deposit) from the chain, and settles the
    * highest voucher whose cumulative amount does not exceed `spent`, when it is above what is settled. Once the
-   * payer requested a forced close, no new work is served (vouchers and charges are refused) and what was consumed
-   * is settled before the grace period ends. Reschedules itself while the channel is open.
+   * payer requested a forced close, no new work is served (vouchers and charges are refused) and the channel is
+   * closed at once, capturing exactly what was consumed, well before the grace period ends. Reschedules itself while
+   * the channel is open.
    */
   override async alarm(): Promise<void> {
     await this.settleNow()
@@ -162,8 +163,24 @@ export class ChannelState extends DurableObject implements Channel {
         this.wake()
         report.closeRequestedAt = chain.closeRequestedAt
       }
-      const voucher = await this.settleable()
       account = this.load()!
+      // A forced close is pending: close now, capturing exactly what was consumed with the highest voucher (settle has
+      // no capture amount, and the voucher covering spent may be ahead of it); the rest goes back to the payer.
+      if (account.closeRequestedAt !== 0n && account.status === 'open' && account.acceptedSignature && account.accepted >= ChannelAccount.captureAmount(account)) {
+        account.status = 'closing'
+        this.save(account)
+        const capture = ChannelAccount.captureAmount(account)
+        try {
+          const closed = await method.close(account, { cumulative: account.accepted, signature: account.acceptedSignature }, capture)
+          await this.finishClose(closed.settled, closed.txHash)
+          report.settled = { txHash: closed.txHash, amount: closed.settled }
+        } catch (error) {
+          await this.abortClose()
+          throw error
+        }
+        return report
+      }
+      const voucher = await this.settleable()
       if (voucher && voucher.cumulative > account.settled && account.status === 'open') {
         const settled = await method.settle?.(account, voucher)
         if (settled) {

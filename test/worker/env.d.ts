@@ -3,7 +3,7 @@ declare namespace Cloudflare {
     REPLAY_GUARD: DurableObjectNamespace<import('../../src/storage/ReplayGuard.js').ReplayGuard>
     IDEMPOTENCY_CACHE: DurableObjectNamespace<import('../../src/storage/IdempotencyCache.js').IdempotencyCache>
     SPONSOR_GATE: DurableObjectNamespace<import('../../src/storage/SponsorGate.js').SponsorGate>
-    CHANNEL_STATE: DurableObjectNamespace<import('../../src/storage/ChannelState.js').ChannelState>
+    CHANNEL_STATE: DurableObjectNamespace<import('./entry.js').ChannelState>
     PAYER_CHANNELS: DurableObjectNamespace<import('../../src/storage/PayerChannels.js').PayerChannels>
     SENDER_LIMIT: DurableObjectNamespace<import('../../src/storage/SenderLimit.js').SenderLimit>
     TEST_TEMPO_RPC_URL: string
