@@ -9,8 +9,16 @@ export type Wallet = {
   method: string
   /** Intents it can pay; `charge` when absent. */
   intents?: readonly string[] | undefined
-  /** Pays a challenge and returns the credential's payload (and `source`). */
-  pay: (challenge: Challenge.Challenge) => Promise<{ payload: Record<string, unknown>; source?: string | undefined }>
+  /**
+   * Pays a challenge and returns the credential's payload (and `source`). `context` names the resource and, when the
+   * server refused an earlier credential, its problem body (a session wallet reads `requiredTopUp` from it).
+   */
+  pay: (
+    challenge: Challenge.Challenge,
+    context?: { url: string; fetch: typeof fetch; problem?: Record<string, unknown> | undefined } | undefined,
+  ) => Promise<{ payload: Record<string, unknown>; source?: string | undefined }>
+  /** Sees every paid response (a session wallet reads its receipt and follows a metered stream), and may wrap it. */
+  observe?: ((response: Response, context: { url: string; fetch: typeof fetch }) => Response) | undefined
 }
 
 /** A step of a paid request, for progress output. */
@@ -85,11 +93,20 @@ export function paymentFetch(options: Options): (input: RequestInfo | URL, init?
     const chosen = await choose(options, challenges)
     if (!chosen) return first
     step({ type: 'paying', challenge: chosen.challenge })
-    const { payload, source } = await chosen.wallet.pay(chosen.challenge)
+    const { payload, source } = await chosen.wallet.pay(chosen.challenge, { url: original.url, fetch: base })
     step({ type: 'paid', challenge: chosen.challenge, payload })
-    const credential = { header: Challenge.credentialHeader(chosen.challenge), value: Credential.serialize({ challenge: chosen.challenge, payload, source }) }
+    let credential = { header: Challenge.credentialHeader(chosen.challenge), value: Credential.serialize({ challenge: chosen.challenge, payload, source }) }
 
     let response = await base(build(credential))
+    // A session may need more than one unit (the server says how much in the problem): pay the difference once.
+    if (response.status === 402 && chosen.challenge.intent === 'session') {
+      const again = await sessionRetry(options, chosen.wallet, response, original.url, base)
+      if (again) {
+        step({ type: 'paid', challenge: again.challenge, payload: again.payload })
+        credential = { header: Challenge.credentialHeader(again.challenge), value: Credential.serialize({ challenge: again.challenge, payload: again.payload, source: again.source }) }
+        response = await base(build(credential))
+      }
+    }
     // A 503 or 409 leaves the credential usable: send the same one again, as the server asks.
     for (let attempt = 0; attempt < retries && (response.status === 503 || response.status === 409); attempt++) {
       const afterSeconds = Math.min(Number(response.headers.get('retry-after') ?? '1') || 1, 30)
@@ -97,10 +114,27 @@ export function paymentFetch(options: Options): (input: RequestInfo | URL, init?
       await new Promise((resolve) => setTimeout(resolve, afterSeconds * 1000))
       response = await base(build(credential))
     }
+    if (chosen.wallet.observe && response.status < 400) response = chosen.wallet.observe(response, { url: original.url, fetch: base })
     const header = response.headers.get('payment-receipt')
     step({ type: 'done', response, receipt: header ? Receipt.deserialize(header) : undefined })
     return response
   }
+}
+
+// The 402 answer to a session credential: pay its fresh challenge with the problem's hint, within the policy.
+async function sessionRetry(options: Options, wallet: Wallet, response: Response, url: string, base: typeof fetch) {
+  let challenges: Challenge.Challenge[]
+  let problem: Record<string, unknown> | undefined
+  try {
+    challenges = Challenge.fromResponse(response)
+    problem = (await response.clone().json()) as Record<string, unknown>
+  } catch {
+    return undefined
+  }
+  const chosen = await choose({ ...options, wallets: [wallet] }, challenges.filter((c) => c.intent === 'session'))
+  if (!chosen) return undefined
+  await response.body?.cancel().catch(() => {})
+  return { challenge: chosen.challenge, ...(await wallet.pay(chosen.challenge, { url, fetch: base, problem })) }
 }
 
 async function choose(options: Options, challenges: Challenge.Challenge[]) {

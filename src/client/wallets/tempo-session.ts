@@ -1,0 +1,294 @@
+/**
+ * @module The paying side of Tempo sessions (draft-tempo-session-00, v2): a wallet for `paymentFetch` that opens a
+ * payment channel within a deposit limit, pays each request with a cumulative EIP-712 voucher, answers a metered
+ * stream's `payment-need-voucher` events (topping up the deposit when needed), and closes the channel.
+ */
+import { type Address, type Hex, createClient, encodeFunctionData, http, keccak256, toHex } from 'viem'
+import type { LocalAccount } from 'viem/accounts'
+import { prepareTransactionRequest, signTransaction } from 'viem/actions'
+import * as v from 'valibot'
+import type { Challenge } from '../../core/Challenge.js'
+import * as Credential from '../../core/Credential.js'
+import * as Receipt from '../../core/Receipt.js'
+import * as Session from '../../core/Session.js'
+import { chainFor } from '../../methods/tempo/chains.js'
+import { escrowAbi } from '../../methods/tempo/session/abi.js'
+import { channelId as channelIdOf, descriptorTuple } from '../../methods/tempo/session/descriptor.js'
+import { expiringNonceHash } from '../../methods/tempo/session/nonce-hash.js'
+import { signVoucher } from '../../methods/tempo/session/voucher.js'
+import { decodeTransaction } from '../../methods/tempo/transaction.js'
+import type { Wallet } from '../fetch.js'
+
+/** Options of `tempoSessionWallet`. */
+export type TempoSessionWalletOptions = {
+  /** The payer's key (a viem local account). */
+  account: LocalAccount
+  /** JSON-RPC endpoint of the Tempo chain. */
+  rpcUrl: string
+  /** The chain the payer pays on; challenges for other chains are refused. */
+  chainId: number
+  /** The most this wallet deposits into one channel, in base units (opens and top-ups together). */
+  maxDeposit: bigint
+  /** Deposit of a new channel when the server suggests none (default `maxDeposit`). */
+  deposit?: bigint | undefined
+  /** Escrows this wallet opens channels on (default: the TIP-1034 channel reserve precompile). */
+  escrows?: readonly string[] | undefined
+  /** Longest time a signed open or topUp stays valid, in seconds (default 25). */
+  validitySeconds?: number | undefined
+  /** The fetch the RPC client uses (the platform's by default); requests to servers go through paymentFetch's. */
+  fetch?: typeof fetch | undefined
+}
+
+/**
+ * Raised when the session wallet will not pay (another chain or escrow, over the deposit limit, malformed request).
+ * @example
+ * if (error instanceof TempoSessionWalletError) console.warn(error.message)
+ */
+export class TempoSessionWalletError extends Error {
+  override readonly name = 'TempoSessionWalletError'
+}
+
+/** What the wallet knows of one channel. */
+export type ChannelEntry = {
+  channelId: Hex
+  descriptor: Session.Descriptor
+  escrow: Address
+  chainId: number
+  deposit: bigint
+  /** Highest cumulative amount signed. */
+  signed: bigint
+  /** Highest cumulative amount the server accepted, as the last receipt said. */
+  accepted: bigint
+  /** Spent, as the last receipt said. */
+  spent: bigint
+  /** The last challenge, for management requests (vouchers mid-stream, topUp, close). */
+  challenge: Challenge
+  /** The last resource the channel paid for. */
+  url: string
+  /** The fetch that reached it. */
+  send: typeof fetch
+  closed: boolean
+}
+
+/** A session wallet: pays `tempo`/`session` challenges, and can close what it opened. */
+export type SessionWallet = Wallet & {
+  /** Channels by id. */
+  channels: ReadonlyMap<string, ChannelEntry>
+  /** Closes the channel that pays `url`'s server (cooperative close): answers the close receipt. */
+  close: (url: string) => Promise<Session.SessionReceipt | undefined>
+}
+
+const precompile = '0x4d50500000000000000000000000000000000000'
+const zero = '0x0000000000000000000000000000000000000000'
+
+/**
+ * A wallet that pays Tempo sessions with a local key.
+ * @example
+ * const wallet = tempoSessionWallet({ account, rpcUrl, chainId: 42431, maxDeposit: 1_000_000n })
+ * const pay = paymentFetch({ wallets: [wallet], maxAmount: { '0x20c0000000000000000000000000000000000000': '1000' } })
+ * await pay('https://api.example.com/chat') // opens a channel, then one voucher per request
+ * await wallet.close('https://api.example.com/chat')
+ */
+export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionWallet {
+  const transport = http(options.rpcUrl, { retryCount: 0, ...(options.fetch ? { fetchFn: options.fetch } : {}) })
+  const client = createClient({ chain: chainFor(options.chainId, options.rpcUrl), transport, account: options.account })
+  const escrows = (options.escrows ?? [precompile]).map((e) => e.toLowerCase())
+  const validity = options.validitySeconds ?? 25
+  const channels = new Map<string, ChannelEntry>()
+  // draft-tempo-session-00 leaves `source` optional; servers (mppx) bind it to the channel payer.
+  const source = `did:pkh:eip155:${options.chainId}:${options.account.address}`
+  // The open channel for each (server origin, escrow, payee, token): one channel pays every resource of a server.
+  const byTerms = new Map<string, string>()
+  const termsOf = (url: string, request: { methodDetails: { escrowContract: string }; recipient: string; currency: string }) =>
+    `${new URL(url).origin}|${request.methodDetails.escrowContract}|${request.recipient}|${request.currency}`.toLowerCase()
+  const entryFor = (url: string) => {
+    const origin = new URL(url).origin.toLowerCase()
+    for (const [terms, id] of byTerms) if (terms.startsWith(`${origin}|`)) return channels.get(id)
+    return undefined
+  }
+
+  function parse(challenge: Challenge): Session.Request {
+    if (challenge.method !== 'tempo' || challenge.intent !== 'session') throw new TempoSessionWalletError(`not a tempo session challenge: ${challenge.method} ${challenge.intent}`)
+    const parsed = v.safeParse(Session.Request, challenge.request)
+    if (!parsed.success) throw new TempoSessionWalletError(`the challenge request is not a v2 session request: ${parsed.issues[0].message}`)
+    const request = parsed.output
+    if (request.methodDetails.chainId !== options.chainId) throw new TempoSessionWalletError(`the challenge asks for chain ${request.methodDetails.chainId}, this wallet pays on ${options.chainId}`)
+    if (!escrows.includes(request.methodDetails.escrowContract)) throw new TempoSessionWalletError(`the challenge names escrow ${request.methodDetails.escrowContract}, which this wallet does not use`)
+    return request
+  }
+
+  const at = (entry: { escrow: Address; chainId: number }) => ({ escrow: entry.escrow, chainId: entry.chainId })
+
+  async function voucherPayload(entry: ChannelEntry, cumulative: bigint, action: 'voucher' | 'close' = 'voucher') {
+    if (cumulative > entry.deposit) throw new TempoSessionWalletError(`a voucher of ${cumulative} exceeds the channel deposit ${entry.deposit}`)
+    const signature = await signVoucher(options.account, { channelId: entry.channelId, cumulativeAmount: cumulative }, at(entry))
+    if (cumulative > entry.signed) entry.signed = cumulative
+    return { action, channelId: entry.channelId, descriptor: entry.descriptor, cumulativeAmount: cumulative.toString(), signature }
+  }
+
+  // Signs one Tempo transaction calling the escrow (expiring nonce, bounded validity, fee-payer hand-off when sponsored).
+  async function escrowTransaction(challenge: Challenge, request: Session.Request, data: Hex): Promise<Hex> {
+    // A test chain's clock can run ahead of ours: the window starts at the later of the two.
+    const head = (await client.request({ method: 'eth_getBlockByNumber', params: ['latest', false] } as never)) as { timestamp: Hex }
+    const now = Math.max(Math.floor(Date.now() / 1000), Number(head.timestamp))
+    const expires = challenge.expires ? Math.floor(Date.parse(challenge.expires) / 1000) : now + validity
+    const sponsored = request.methodDetails.feePayer === true
+    const prepared = (await prepareTransactionRequest(client, {
+      account: options.account,
+      calls: [{ to: request.methodDetails.escrowContract, data }],
+      nonceKey: 'expiring',
+      validBefore: Math.min(now + validity, expires),
+      ...(sponsored ? {} : { feeToken: request.currency }),
+    } as never)) as Record<string, unknown> & { gas?: bigint }
+    // The estimate leaves out the sender's signature check.
+    prepared.gas = ((prepared.gas ?? 0n) * 12n) / 10n + 5_000n
+    if (sponsored) {
+      delete prepared.feeToken
+      delete prepared.feePayerSignature
+      prepared.feePayer = true
+    }
+    return (await signTransaction(client, prepared as never)) as Hex
+  }
+
+  async function open(challenge: Challenge, request: Session.Request, url: string, send: typeof fetch, firstVoucher: bigint) {
+    const suggested = request.suggestedDeposit !== undefined ? BigInt(request.suggestedDeposit) : (options.deposit ?? options.maxDeposit)
+    const deposit = suggested > options.maxDeposit ? options.maxDeposit : suggested < firstVoucher ? firstVoucher : suggested
+    if (deposit > options.maxDeposit) throw new TempoSessionWalletError(`the first payment ${firstVoucher} exceeds the deposit limit ${options.maxDeposit}`)
+    const salt = keccak256(toHex(crypto.getRandomValues(new Uint8Array(32))))
+    const operator = (request.methodDetails.operator ?? zero) as Address
+    const data = encodeFunctionData({ abi: escrowAbi, functionName: 'open', args: [request.recipient, operator, request.currency, deposit, salt, zero] })
+    const transaction = await escrowTransaction(challenge, request, data)
+    const descriptor: Session.Descriptor = {
+      payer: options.account.address.toLowerCase() as Address,
+      payee: request.recipient,
+      operator: operator.toLowerCase() as Address,
+      token: request.currency,
+      salt,
+      authorizedSigner: zero,
+      expiringNonceHash: expiringNonceHash(decodeTransaction(transaction)),
+    }
+    const channelId = channelIdOf(descriptor, { escrow: request.methodDetails.escrowContract, chainId: request.methodDetails.chainId }).toLowerCase() as Hex
+    const entry: ChannelEntry = {
+      channelId,
+      descriptor,
+      escrow: request.methodDetails.escrowContract,
+      chainId: request.methodDetails.chainId,
+      deposit,
+      signed: 0n,
+      accepted: 0n,
+      spent: 0n,
+      challenge,
+      url,
+      send,
+      closed: false,
+    }
+    channels.set(channelId, entry)
+    byTerms.set(termsOf(url, request), channelId)
+    const voucher = await voucherPayload(entry, firstVoucher)
+    return { action: 'open', type: 'transaction', channelId, transaction, descriptor, cumulativeAmount: voucher.cumulativeAmount, signature: voucher.signature }
+  }
+
+  // Posts a management credential (a voucher mid-stream, a topUp, a close) to the resource, with no body.
+  async function manage(entry: ChannelEntry, payload: Record<string, unknown>, url = entry.url): Promise<Response> {
+    const authorization = Credential.serialize({ challenge: entry.challenge, payload, source })
+    const response = await entry.send(url, { method: 'POST', headers: { authorization } })
+    observeReceipt(response)
+    return response
+  }
+
+  async function topUp(entry: ChannelEntry, needed: bigint, url = entry.url) {
+    const additional = needed - entry.deposit
+    if (entry.deposit + additional > options.maxDeposit) throw new TempoSessionWalletError(`topping up to ${needed} exceeds the deposit limit ${options.maxDeposit}`)
+    const request = parse(entry.challenge)
+    const data = encodeFunctionData({ abi: escrowAbi, functionName: 'topUp', args: [descriptorTuple(entry.descriptor), additional] })
+    const transaction = await escrowTransaction(entry.challenge, request, data)
+    const response = await manage(entry, { action: 'topUp', type: 'transaction', channelId: entry.channelId, transaction, descriptor: entry.descriptor, additionalDeposit: additional.toString() }, url)
+    if (!response.ok) throw new TempoSessionWalletError(`the topUp was refused (${response.status})`)
+    entry.deposit += additional
+  }
+
+  function observeReceipt(response: Response): void {
+    const header = response.headers.get('payment-receipt')
+    if (!header) return
+    try {
+      const receipt = Receipt.deserialize(header) as Session.SessionReceipt
+      const entry = channels.get(String(receipt.channelId ?? '').toLowerCase())
+      if (!entry || receipt.intent !== 'session') return
+      entry.spent = BigInt(receipt.spent)
+      entry.accepted = BigInt(receipt.acceptedCumulative)
+    } catch {
+      // Not a session receipt: nothing to learn.
+    }
+  }
+
+  // Follows a metered stream: each payment-need-voucher event is answered with a voucher (after a topUp if needed).
+  function follow(response: Response, entry: ChannelEntry, url: string): Response {
+    if (!response.body) return response
+    const decoder = new TextDecoder()
+    let buffer = ''
+    const body = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        async transform(chunk, controller) {
+          controller.enqueue(chunk)
+          buffer += decoder.decode(chunk, { stream: true })
+          let end: number
+          while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
+            const block = buffer.slice(0, end)
+            buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, '')
+            if (!/^event: payment-need-voucher$/m.test(block)) continue
+            const data = [...block.matchAll(/^data: ?(.*)$/gm)].map((m) => m[1]).join('\n')
+            const need = JSON.parse(data) as Session.NeedVoucher
+            if (need.channelId.toLowerCase() !== entry.channelId) continue
+            const required = BigInt(need.requiredCumulative)
+            if (required > BigInt(need.deposit) || required > entry.deposit) await topUp(entry, required, url)
+            const answer = await manage(entry, await voucherPayload(entry, required), url)
+            if (!answer.ok) throw new TempoSessionWalletError(`the voucher was refused (${answer.status})`)
+          }
+        },
+      }),
+    )
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers })
+  }
+
+  return {
+    method: 'tempo',
+    intents: ['session'],
+    channels,
+    async pay(challenge, context) {
+      const request = parse(challenge)
+      const url = context?.url ?? ''
+      const price = BigInt(request.amount)
+      const hinted = request.methodDetails.channelId
+      const known = channels.get(hinted ?? byTerms.get(termsOf(url, request)) ?? '')
+      const entry = known && !known.closed && known.escrow === request.methodDetails.escrowContract && known.descriptor.payee === request.recipient && known.descriptor.token === request.currency ? known : undefined
+      if (!entry) return { payload: await open(challenge, request, url, context?.fetch ?? fetch, price), source }
+      entry.challenge = challenge
+      entry.url = url || entry.url
+      if (context?.fetch) entry.send = context.fetch
+      // Authorize only on top of what the server accepted (never of what a refused credential signed): the server
+      // says how much more it needs (402 insufficient-balance), otherwise one more unit.
+      const topUpNeeded = typeof context?.problem?.requiredTopUp === 'string' && /^\d+$/.test(context.problem.requiredTopUp) ? BigInt(context.problem.requiredTopUp) : undefined
+      const base = entry.accepted > entry.spent ? entry.accepted : entry.spent
+      const cumulative = topUpNeeded !== undefined ? base + topUpNeeded : base + price
+      if (cumulative > entry.deposit) await topUp(entry, cumulative)
+      return { payload: await voucherPayload(entry, cumulative), source }
+    },
+    observe(response, context) {
+      observeReceipt(response)
+      const entry = entryFor(context.url)
+      if (entry && !entry.closed && (response.headers.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream')) return follow(response, entry, context.url)
+      return response
+    },
+    async close(url) {
+      const entry = entryFor(url)
+      if (!entry || entry.closed) return undefined
+      const cumulative = entry.accepted > entry.spent ? entry.accepted : entry.spent
+      // Posted where the channel's last challenge came from (a challenge is scoped to its resource).
+      const response = await manage(entry, await voucherPayload(entry, cumulative, 'close'))
+      if (!response.ok) throw new TempoSessionWalletError(`the close was refused (${response.status})`)
+      entry.closed = true
+      const header = response.headers.get('payment-receipt')
+      return header ? (Receipt.deserialize(header) as Session.SessionReceipt) : undefined
+    },
+  }
+}
