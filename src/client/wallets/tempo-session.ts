@@ -7,7 +7,7 @@ import { type Address, type Hex, createClient, encodeFunctionData, http, keccak2
 import type { LocalAccount } from 'viem/accounts'
 import { prepareTransactionRequest, signTransaction } from 'viem/actions'
 import * as v from 'valibot'
-import type { Challenge } from '../../core/Challenge.js'
+import { type Challenge, credentialHeader } from '../../core/Challenge.js'
 import * as Credential from '../../core/Credential.js'
 import * as Receipt from '../../core/Receipt.js'
 import * as Session from '../../core/Session.js'
@@ -190,8 +190,8 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
 
   // Posts a management credential (a voucher mid-stream, a topUp, a close) to the resource, with no body.
   async function manage(entry: ChannelEntry, payload: Record<string, unknown>, url = entry.url): Promise<Response> {
-    const authorization = Credential.serialize({ challenge: entry.challenge, payload, source })
-    const response = await entry.send(url, { method: 'POST', headers: { authorization } })
+    const credential = Credential.serialize({ challenge: entry.challenge, payload, source })
+    const response = await entry.send(url, { method: 'POST', headers: { [credentialHeader(entry.challenge)]: credential } })
     observeReceipt(response)
     return response
   }
