@@ -119,7 +119,7 @@ export class ChannelState extends DurableObject implements Channel {
       this.save(account)
       return accepted
     })
-    if (result.ok && this.settlement()) await this.scheduleAlarm(Date.now() + settleIntervalMs)
+    if (result.ok && (await this.settlement())) await this.scheduleAlarm(Date.now() + settleIntervalMs)
     return result
   }
 
@@ -127,7 +127,7 @@ export class ChannelState extends DurableObject implements Channel {
    * The session method the alarm settles and watches with; undefined (the default) disables settlement.
    * Subclasses return their configured method (built from `this.env`).
    */
-  protected settlement(): SessionMethod | undefined {
+  protected settlement(): SessionMethod | undefined | Promise<SessionMethod | undefined> {
     return undefined
   }
 
@@ -144,7 +144,7 @@ export class ChannelState extends DurableObject implements Channel {
 
   /** Runs the alarm's work now and reports it (the alarm calls it; tests and operators may too). */
   async settleNow(): Promise<AlarmReport | undefined> {
-    const method = this.settlement()
+    const method = await this.settlement()
     let account = this.load()
     if (!method || !account || account.status === 'closed') return undefined
     const report: AlarmReport = { closeRequestedAt: account.closeRequestedAt }

@@ -1,7 +1,6 @@
 /** Test worker entry: exports the Durable Object classes so tests get real bindings. */
 import { ChannelState as BaseChannelState } from '../../src/storage/ChannelState.js'
 import type { SessionMethod } from '../../src/core/SessionMethod.js'
-import { tempoSession } from '../../src/methods/tempo/session-method.js'
 
 export { ReplayGuard } from '../../src/storage/ReplayGuard.js'
 export { IdempotencyCache } from '../../src/storage/IdempotencyCache.js'
@@ -14,9 +13,10 @@ export { SenderLimit } from '../../src/storage/SenderLimit.js'
  * the payee's settings into the object's storage (`settlement:config`), as a deployment would take them from its env.
  */
 export class ChannelState extends BaseChannelState {
-  protected override settlement(): SessionMethod | undefined {
+  protected override async settlement(): Promise<SessionMethod | undefined> {
     const config = this.ctx.storage.kv.get<{ chainId: number; recipient: string; privateKey: string; rpcUrl: string }>('settlement:config')
-    return config && tempoSession({ ...config, pollIntervalMs: 100 })
+    // Loaded only when used: every test's worker starts without the chain client.
+    return config && (await import('../../src/methods/tempo/session-method.js')).tempoSession({ ...config, pollIntervalMs: 100 })
   }
 }
 
