@@ -6,11 +6,14 @@ import { clientKey } from '../../src/gateway/rate-limit.js'
 import { ledger } from '../support/ledger-method.js'
 import { pay, pricing, problem, setup, testEnv } from './support.js'
 
+// The Durable Object counter: wrangler.toml binds the rate limiting bindings by default, so remove them.
+const counterOnly = { CHALLENGE_RATE_LIMITER: undefined, VERIFY_RATE_LIMITER: undefined }
+
 const ip = () => `198.51.100.${Math.floor(Math.random() * 250)}-${crypto.randomUUID()}`
 
 describe('gateway: rate limits', () => {
   it('behavior: challenge issuance is limited per client IP by the Durable Object counter, with 429 and Retry-After', async () => {
-    const t = setup({ env: { RATE_LIMIT_CHALLENGES: '3' } })
+    const t = setup({ env: { RATE_LIMIT_CHALLENGES: '3', ...counterOnly } })
     const a = ip()
     for (let i = 0; i < 3; i++) expect((await t.request('/paid', { headers: { 'cf-connecting-ip': a } })).status).toBe(402)
     const limited = await t.request('/paid', { headers: { 'cf-connecting-ip': a } })
@@ -47,7 +50,7 @@ describe('gateway: rate limits', () => {
   })
 
   it('behavior: verification attempts have their own limit', async () => {
-    const t = setup({ env: { RATE_LIMIT_VERIFICATIONS: '1' } })
+    const t = setup({ env: { RATE_LIMIT_VERIFICATIONS: '1', ...counterOnly } })
     const a = ip()
     const authorization = await pay(await t.request('/paid', { headers: { 'cf-connecting-ip': a } }))
     expect((await t.request('/paid', { headers: { 'cf-connecting-ip': a, authorization: 'Payment bm9wZQ' } })).status).toBe(402)
@@ -56,6 +59,22 @@ describe('gateway: rate limits', () => {
     expect((await problem(limited)).detail).toMatch(/payment attempts/)
     expect(t.primary.state.settled).toHaveLength(0)
     expect((await t.request('/paid', { headers: { 'cf-connecting-ip': a } })).status).toBe(402)
+  })
+
+  it('behavior: with the default wrangler.toml limits (rate limiting bindings) a 402 calls no Durable Object', async () => {
+    const calls: string[] = []
+    // Every Durable Object binding records a call and fails it.
+    const spy = new Proxy({}, {
+      get: (_, name) => (name === 'then' ? undefined : (..._args: unknown[]) => {
+        calls.push(String(name))
+        throw new Error('storage touched')
+      }),
+    }) as never
+    const t = setup({ env: { RATE_LIMIT_CHALLENGES: '120', RATE_LIMIT_VERIFICATIONS: '30', RATE_COUNTER: spy, REPLAY_GUARD: spy, IDEMPOTENCY_CACHE: spy } })
+    const a = ip()
+    expect((await t.request('/paid', { headers: { 'cf-connecting-ip': a } })).status).toBe(402)
+    expect((await t.request('/paid', { headers: { 'cf-connecting-ip': a, authorization: 'Payment bm9wZQ' } })).status).toBe(402)
+    expect(calls).toEqual([])
   })
 
   it('behavior: a Cloudflare rate limiting binding is used where configured', async () => {
@@ -119,7 +138,9 @@ describe('gateway: start-up checks', () => {
     expect(() => build({ ORIGIN: undefined, ORIGIN_URL: 'ftp://x' })).toThrow(/ORIGIN_URL must be an http\(s\) URL/)
     expect(() => build({ ORIGIN_TIMEOUT_MS: '1.5' })).toThrow(/ORIGIN_TIMEOUT_MS must be a whole number/)
     expect(() => build({ REPLAY_GUARD: undefined })).toThrow(/REPLAY_GUARD/)
-    expect(() => build({ RATE_COUNTER: undefined })).toThrow(/RATE_COUNTER/)
+    // The default limits are the rate limiting bindings: no counter needed; without a binding, the counter is.
+    expect(() => build({ RATE_COUNTER: undefined })).not.toThrow()
+    expect(() => build({ RATE_COUNTER: undefined, CHALLENGE_RATE_LIMITER: undefined })).toThrow(/RATE_COUNTER/)
     expect(() => build({ RATE_COUNTER: undefined, RATE_LIMIT_CHALLENGES: '0', RATE_LIMIT_VERIFICATIONS: '0' })).not.toThrow()
   })
 

@@ -148,6 +148,8 @@ describe('wrangler deploy --dry-run', () => {
       expect(code, output).toBe(0)
       expect(output).toMatch(/Total Upload/)
       expect(output).toMatch(/REPLAY_GUARD[\s\S]*IDEMPOTENCY_CACHE[\s\S]*RATE_COUNTER/)
+      // The default rate limits are Cloudflare's rate limiting bindings (a 402 touches no storage).
+      expect(output).toMatch(/CHALLENGE_RATE_LIMITER[\s\S]*VERIFY_RATE_LIMITER/)
       const modules = readdirSync(outdir).filter((name) => name.endsWith('.js'))
       const bundle = Buffer.concat(modules.map((name) => readFileSync(join(outdir, name))))
       expect(bundle.length).toBeGreaterThan(10_000)
