@@ -28,7 +28,7 @@ describe('gateway: rate limits', () => {
   })
 
   it('behavior: IPv6 clients are limited by their /64, so one host cannot rotate addresses past the limit', async () => {
-    const t = setup({ env: { RATE_LIMIT_CHALLENGES: '3' } })
+    const t = setup({ env: { RATE_LIMIT_CHALLENGES: '3', ...counterOnly } })
     const hex = () => Math.floor(Math.random() * 0xffff).toString(16)
     const net = `2001:db8:${hex()}:${hex()}`
     for (const host of ['::1', ':0:0:0:2', ':abcd:ef01:2345:6789']) {
