@@ -20,6 +20,8 @@ export const testSecretKey = 'sk_test_mppedgeLocalServer0123456789'
  * - error: 500 api_error, saved, so retries with the same key replay it
  * - ratelimited: 429 from the rate limiter, every time (nothing saved)
  * - slow: succeeds, but the answer comes after the server's slow delay
+ * - slow_unindexed: like slow, and the PaymentIntent never shows in search results (Stripe's search index lags
+ *   behind writes, usually by under a minute)
  * - processing: an asynchronous payment method; the PaymentIntent is created `processing` and the
  *   `processingRetrieves`-th retrieve (`GET /v1/payment_intents/{id}`) and every later one answer `succeeded`
  * - processing_fails: likewise, but it turns `requires_payment_method` (last_payment_error insufficient_funds)
@@ -33,7 +35,7 @@ export type Outcome = (typeof outcomes)[number] | 'unknown'
  * @example
  * outcomes.includes('processing') // true
  */
-export const outcomes = ['ok', 'declined', 'action', 'expired', 'flaky', 'error', 'ratelimited', 'slow', 'processing', 'processing_fails', 'processing_held'] as const
+export const outcomes = ['ok', 'declined', 'action', 'expired', 'flaky', 'error', 'ratelimited', 'slow', 'slow_unindexed', 'processing', 'processing_fails', 'processing_held'] as const
 
 /**
  * The retrieve on which a `processing` (or `processing_fails`) PaymentIntent leaves `processing`, counted over

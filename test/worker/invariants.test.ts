@@ -244,6 +244,37 @@ describe('invariant 1 and 2 at expiry (Stripe)', { timeout: 60_000 }, () => {
     expect(late.type === 'paid' && late.settlement.reference).toBe(seen[0]!.paymentIntent)
   })
 
+  it('invariant 2 (Stripe): when search has not indexed the lost PaymentIntent yet, the retry repeats the create under the same key and Stripe replays it', async () => {
+    const method = stripe({ secretKey: testSecretKey, networkId: 'profile_test_seller', apiBase: env.TEST_STRIPE_API_URL, timeoutMs: 300 })
+    const server = Server.create({ realm, secret, methods: [method] })
+    const offers = await Server.chargeOffers(server, { amount: '5.00' })
+    const store = replayStore(env.REPLAY_GUARD)
+    const url = `https://${realm}/report`
+    const unpaid = await Server.handle(server, new Request(url), offers, { store })
+    const challenge = Challenge.fromResponse((unpaid as { response: Response }).response)[0]!
+    const token = spt('slow_unindexed')
+    const authorization = Credential.serialize({ challenge, payload: { spt: token } })
+    const attempt = (now?: Date) => Server.handle(server, new Request(url, { headers: { authorization } }), offers, { store, now })
+    const lost = await attempt()
+    expect(lost.type === 'response' && lost.response.status).toBe(503)
+    await stripeRequests({ token }) // Stripe finished creating it
+
+    const late = await attempt(new Date(Date.parse(challenge.expires!) + 60_000))
+    expect(late.type).toBe('paid')
+    if (late.type === 'paid') await late.deliver()
+    const seen = await stripeRequests({ token })
+    const creates = seen.filter((r) => r.method === 'POST')
+    expect(creates).toHaveLength(2)
+    expect(new Set(creates.map((r) => r.idempotencyKey)).size).toBe(1)
+    expect(creates[1]!.replayed).toBe(true)
+    expect(creates[1]!.paymentIntent).toBe(creates[0]!.paymentIntent)
+    expect(late.type === 'paid' && late.settlement.reference).toBe(creates[0]!.paymentIntent)
+    // The same credential again, now delivered: refused, and no third create.
+    const again = await attempt(new Date(Date.parse(challenge.expires!) + 61_000))
+    expect(again.type === 'response' && again.response.status).not.toBe(200)
+    expect((await stripeRequests({ token })).filter((r) => r.method === 'POST')).toHaveLength(2)
+  })
+
   it('behavior: payment method types that can stay processing for days are refused at start-up', () => {
     expect(() => stripe({ secretKey: testSecretKey, networkId: 'profile_test_seller', paymentMethodTypes: ['card', 'sepa_debit'] })).toThrow(/sepa_debit.*processing/)
   })

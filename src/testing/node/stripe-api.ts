@@ -104,7 +104,7 @@ export async function startStripeApi(options: { port: number; slowMs?: number })
     if (consumed.has(token)) {
       return error(400, { type: 'invalid_request_error', param: 'shared_payment_granted_token', message: 'This SharedPaymentGrantedToken has already been used.' })
     }
-    if (outcome === 'slow') await new Promise((resolve) => setTimeout(resolve, slowMs))
+    if (outcome === 'slow' || outcome === 'slow_unindexed') await new Promise((resolve) => setTimeout(resolve, slowMs))
     const metadata = Object.fromEntries(
       Object.entries(p)
         .filter(([k]) => k.startsWith('metadata['))
@@ -198,6 +198,8 @@ export async function startStripeApi(options: { port: number; slowMs?: number })
     if (!Number.isInteger(limit) || limit < 1 || limit > 100) return error(400, { type: 'invalid_request_error', param: 'limit', message: 'Limit must be between 1 and 100.' })
     const found = [...intents.values()]
       .filter((s) => s.account === (record.stripeAccount ?? ''))
+      // Search is eventually consistent ("Search", data freshness: usually under a minute); this outcome stays unindexed.
+      .filter((s) => s.outcome !== 'slow_unindexed')
       .filter((s) => wanted.every(([key, value]) => (s.intent as unknown as { metadata: Record<string, string> }).metadata[key] === value))
       .reverse()
     if (found[0]) record.token = found[0].token
