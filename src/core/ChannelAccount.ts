@@ -10,6 +10,7 @@ import {
   DeltaTooSmallError,
   InsufficientBalanceError,
   InvalidSignatureError,
+  RateLimitedError,
   SignerMismatchError,
   type SessionError,
 } from './Errors.js'
@@ -163,11 +164,13 @@ export function checkCloseVoucher(account: ChannelAccount, voucher: SignedVouche
   }
 }
 
-/** A session error as plain data, for passing across an RPC boundary (class identity does not survive it). */
+/** A session error (or a voucher rate refusal) as plain data, for passing across an RPC boundary (class identity does not survive it). */
 export type Failure = {
-  problem: SessionError['problem']
+  problem: SessionError['problem'] | 'rate-limited'
   detail: string | undefined
   requiredTopUp?: string | undefined
+  /** Seconds to wait, for `rate-limited`. */
+  retryAfter?: number | undefined
 }
 
 /**
@@ -175,11 +178,12 @@ export type Failure = {
  * @example
  * catch (error) { if (error instanceof SessionError) return { ok: false, failure: ChannelAccount.toFailure(error) } }
  */
-export function toFailure(error: SessionError): Failure {
+export function toFailure(error: SessionError | RateLimitedError): Failure {
   return {
     problem: error.problem,
     detail: error.detail,
     ...(error instanceof InsufficientBalanceError ? { requiredTopUp: error.requiredTopUp.toString() } : {}),
+    ...(error instanceof RateLimitedError ? { retryAfter: error.retryAfter } : {}),
   }
 }
 
@@ -188,9 +192,11 @@ export function toFailure(error: SessionError): Failure {
  * @example
  * if (!result.ok) throw ChannelAccount.fromFailure(result.failure, channelId)
  */
-export function fromFailure(failure: Failure, channelId: string): SessionError {
+export function fromFailure(failure: Failure, channelId: string): SessionError | RateLimitedError {
   const options = { channelId, detail: failure.detail }
   switch (failure.problem) {
+    case 'rate-limited':
+      return new RateLimitedError({ detail: failure.detail, retryAfter: failure.retryAfter ?? 1 })
     case 'session/invalid-signature':
       return new InvalidSignatureError(options)
     case 'session/signer-mismatch':

@@ -25,6 +25,9 @@ export type Charge = {
 /** The outcome of a channel call: the channel after it and a value, or the session failure as plain data. */
 export type Result<T> = { ok: true; account: ChannelAccount; value: T } | { ok: false; failure: Failure }
 
+/** How a stream's wait for a voucher ended: the channel then, and whether a newer stream on the channel replaced it. */
+export type StreamWait = { account: ChannelAccount | undefined; superseded: boolean }
+
 /** A voucher kept for settlement. */
 export type StoredVoucher = { cumulative: bigint; signature: `0x${string}` }
 
@@ -50,6 +53,10 @@ export interface Channel {
   finishClose(settled: bigint, txHash: `0x${string}`): Promise<Result<null>>
   /** Waits (up to `timeoutMs`) for the accepted amount to rise above `above`, or the channel to stop serving. */
   waitForVoucher(above: bigint, timeoutMs: number): Promise<ChannelAccount | undefined>
+  /** Registers a new stream; an older stream waiting for a voucher stops waiting. Answers the stream's number. */
+  beginStream(): Promise<number>
+  /** `waitForVoucher` for stream `stream`, which also ends (`superseded`) when a newer stream begins. */
+  waitForStreamVoucher(above: bigint, timeoutMs: number, stream: number): Promise<StreamWait>
 }
 
 /** Where channels live. */

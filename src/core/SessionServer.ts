@@ -77,8 +77,13 @@ export type Meter = {
   readonly account: ChannelAccount.ChannelAccount
   /** Charges `units` more; throws InsufficientBalanceError (or ChannelFinalizedError) when the vouchers do not cover them. */
   charge: (units?: number) => Promise<void>
-  /** Waits up to `timeoutMs` for a voucher raising the accepted amount; true when one arrived. */
+  /**
+   * Waits up to `timeoutMs` for a voucher raising the accepted amount; true when one arrived. After `beginStream`,
+   * false as soon as a newer stream began on the channel.
+   */
   waitForVoucher: (timeoutMs: number) => Promise<boolean>
+  /** Marks this request as the channel's current stream: a stream still waiting on the channel ends. */
+  beginStream: () => Promise<void>
   /** Gives back everything this request charged (the work was not delivered). */
   refund: () => Promise<void>
   /** A receipt with the channel's current state and this request's units. */
@@ -174,7 +179,10 @@ async function verify(context: Context, credential: Credential.Credential): Prom
       }
       const chain = await offer.method.open(action, funding)
       const opened = expect(await channel.open(chain, { cumulative: BigInt(action.cumulativeAmount), signature: action.signature, signer }, minDelta), channelId)
-      await stores.channels.indexPayer(action.descriptor.payer, channelId).catch(() => {})
+      // Best effort now; the channel object, which recorded the open, retries the index write from its alarm.
+      await stores.channels.indexPayer(action.descriptor.payer, channelId).catch((error) => {
+        console.error(JSON.stringify({ event: 'payer-index-deferred', channelId, error: String(error) }))
+      })
       server.emit({ type: 'paid', route, method: offer.method.name, challengeId: echoed.id, reference: channelId })
       if (!content) return management(opened.account, echoed.id, request, 204)
       return serve(challenge, channel, opened.account, upfront(offer.upfrontUnits), idempotencyKey)
@@ -236,6 +244,7 @@ function served(challenge: Challenge.Challenge, channel: Channel, account: Chann
   const price = BigInt(request.amount)
   let latest = account
   let units = upfront?.units ?? 0
+  let stream: number | undefined
   const charges: Charge[] = upfront ? [upfront] : []
   const meter: Meter = {
     channelId: account.channelId,
@@ -259,9 +268,17 @@ function served(challenge: Challenge.Challenge, channel: Channel, account: Chann
     },
     async waitForVoucher(timeoutMs) {
       const before = latest.accepted
+      if (stream !== undefined) {
+        const waited = await channel.waitForStreamVoucher(before, timeoutMs, stream)
+        if (waited.account) latest = waited.account
+        return !waited.superseded && latest.accepted > before
+      }
       const after = await channel.waitForVoucher(before, timeoutMs)
       if (after) latest = after
       return latest.accepted > before
+    },
+    async beginStream() {
+      stream = await channel.beginStream()
     },
     async refund() {
       while (charges.length > 0) {

@@ -201,6 +201,7 @@ export function meteredStream(meter: SessionServer.Meter, source: (session: Stre
   }
   const iterator = source(session)[Symbol.asyncIterator]()
   let done = false
+  let begun = false
   const finish = (controller: ReadableStreamDefaultController<Uint8Array>) => {
     if (done) return
     done = true
@@ -214,6 +215,11 @@ export function meteredStream(meter: SessionServer.Meter, source: (session: Stre
     async pull(controller) {
       if (done) return
       try {
+        if (!begun) {
+          begun = true
+          // This is now the channel's stream: an older one still waiting for a voucher on it ends with its receipt.
+          await meter.beginStream().catch(() => {})
+        }
         const next = await iterator.next()
         if (next.done) return finish(controller)
         controller.enqueue(encoder.encode(Session.messageEvent(next.value)))

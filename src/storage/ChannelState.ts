@@ -2,9 +2,11 @@
 import { DurableObject } from 'cloudflare:workers'
 import * as ChannelAccount from '../core/ChannelAccount.js'
 import { ChannelNotFoundError, SessionError } from '../core/Errors.js'
-import type { ChainState, Charge, Channel, Result, StoredVoucher } from '../core/ChannelStore.js'
+import type { ChainState, Charge, Channel, Result, StoredVoucher, StreamWait } from '../core/ChannelStore.js'
 import type { Descriptor } from '../core/Session.js'
 import type { SessionMethod } from '../core/SessionMethod.js'
+import * as VoucherPacing from '../core/VoucherPacing.js'
+import type { PayerChannels } from './PayerChannels.js'
 
 export type { ChainState, Charge, Result, StoredVoucher }
 
@@ -34,6 +36,14 @@ const pad = (amount: bigint) => amount.toString().padStart(29, '0')
  */
 export const settleIntervalMs = 5 * 60_000
 
+/**
+ * How soon after an open the alarm makes sure the payer's index lists the channel, and the longest wait between
+ * retries while the index cannot be written.
+ * @example
+ * await ctx.storage.setAlarm(Date.now() + indexRetryMs.first)
+ */
+export const indexRetryMs = { first: 5_000, max: 5 * 60_000 }
+
 /** What one alarm did. */
 export type AlarmReport = { closeRequestedAt: bigint; settled?: { txHash: `0x${string}`; amount: bigint } | undefined }
 
@@ -52,7 +62,9 @@ export type AlarmReport = { closeRequestedAt: bigint; settled?: { txHash: `0x${s
  */
 export class ChannelState extends DurableObject implements Channel {
   private readonly sql: SqlStorage
-  private waiters = new Set<{ above: bigint; resolve: () => void }>()
+  private waiters = new Set<{ above: bigint; stream: number | undefined; resolve: () => void }>()
+  // When the next voucher submission is due (VoucherPacing). In memory: an evicted object can only let a burst through early.
+  private voucherDue = 0
 
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env as never)
@@ -100,6 +112,7 @@ export class ChannelState extends DurableObject implements Channel {
    */
   async open(chain: ChainState, voucher: ChannelAccount.SignedVoucher, minDelta: bigint): Promise<Result<ChannelAccount.Accepted>> {
     let account = this.load()
+    const isNew = !account
     if (!account) {
       // A new channel: nothing delivered yet, except what the chain already settled (sequential sessions).
       account = {
@@ -117,10 +130,43 @@ export class ChannelState extends DurableObject implements Channel {
       const accepted = ChannelAccount.checkVoucher(account, voucher, minDelta)
       if (accepted.status === 'accepted') this.accept(account, voucher)
       this.save(account)
+      // Kept with the open itself, so the payer's listing gets the channel even if the caller's index write fails.
+      if (isNew) this.ctx.storage.kv.put('payer-index', { payer: account.descriptor.payer, attempts: 0 })
       return accepted
     })
+    if (result.ok && isNew && this.payerIndex()) await this.scheduleAlarm(Date.now() + indexRetryMs.first)
     if (result.ok && (await this.settlement())) await this.scheduleAlarm(Date.now() + settleIntervalMs)
     return result
+  }
+
+  /**
+   * Where the payer index lives, for the alarm's retry of the index write: the worker's `PAYER_CHANNELS` binding by
+   * default. Subclasses bound under another name return theirs; undefined disables the retry.
+   */
+  protected payerIndex(): DurableObjectNamespace<PayerChannels> | undefined {
+    return (this.env as { PAYER_CHANNELS?: DurableObjectNamespace<PayerChannels> } | undefined)?.PAYER_CHANNELS
+  }
+
+  /**
+   * Writes the channel into its payer's index if that is still pending (the alarm calls it until it succeeds; the
+   * write is idempotent). True when the index lists the channel, or there is nothing to do.
+   */
+  async indexNow(): Promise<boolean> {
+    const pending = this.ctx.storage.kv.get<{ payer: string; attempts: number }>('payer-index')
+    const account = this.load()
+    const payers = this.payerIndex()
+    if (!pending || !account || !payers) return true
+    try {
+      await payers.get(payers.idFromName(pending.payer.toLowerCase())).add(account.channelId)
+      this.ctx.storage.kv.delete('payer-index')
+      return true
+    } catch (error) {
+      const attempts = pending.attempts + 1
+      this.ctx.storage.kv.put('payer-index', { ...pending, attempts })
+      await this.scheduleAlarm(Date.now() + Math.min(indexRetryMs.max, indexRetryMs.first * 2 ** attempts))
+      console.error(JSON.stringify({ event: 'payer-index-retry', channelId: account.channelId, attempts, error: String(error) }))
+      return false
+    }
   }
 
   /**
@@ -139,6 +185,7 @@ export class ChannelState extends DurableObject implements Channel {
    * the channel is open.
    */
   override async alarm(): Promise<void> {
+    await this.indexNow()
     await this.settleNow()
   }
 
@@ -201,6 +248,14 @@ export class ChannelState extends DurableObject implements Channel {
 
   /** Accepts a voucher and, atomically with it, charges for the work it pays for. */
   async voucher(voucher: ChannelAccount.SignedVoucher, minDelta: bigint, charge?: Charge | undefined): Promise<Result<{ accepted: ChannelAccount.Accepted; duplicate: boolean }>> {
+    // draft-tempo-session-00, "Denial of Service": every submission counts, accepted or not. Decided here, in the
+    // one object of the channel, so the limit holds whichever worker the vouchers arrive at.
+    const pacing = VoucherPacing.pace(this.voucherDue, Date.now())
+    if (!pacing.admitted) {
+      return { ok: false, failure: { problem: 'rate-limited', detail: 'too many vouchers on this channel: at most 10 per second', retryAfter: pacing.retryAfterSeconds } }
+    }
+    this.voucherDue = pacing.due
+    if (pacing.waitMs > 0) await scheduler.wait(pacing.waitMs)
     const account = this.load()
     if (!account) return notFound()
     // Two steps with no await between them: the voucher is kept even when it does not cover the charge.
@@ -321,8 +376,36 @@ export class ChannelState extends DurableObject implements Channel {
     const ready = (account: ChannelAccount.ChannelAccount | undefined) => !account || account.accepted > above || account.status !== 'open' || account.closeRequestedAt !== 0n
     const now = this.load()
     if (ready(now)) return now
-    await new Promise<void>((resolve) => {
-      const waiter = { above, resolve }
+    await this.park(above, timeoutMs, undefined)
+    return this.load()
+  }
+
+  /**
+   * Registers a new stream on the channel and answers its number. A stream waiting for a voucher under an older
+   * number stops waiting (draft-tempo-session-00, "Concurrency Model": a new streaming request terminates the
+   * previous session), so it ends with its receipt, charged only for what it delivered.
+   */
+  async beginStream(): Promise<number> {
+    const stream = (this.ctx.storage.kv.get<number>('stream') ?? 0) + 1
+    this.ctx.storage.kv.put('stream', stream)
+    this.wake()
+    return stream
+  }
+
+  /**
+   * Like `waitForVoucher`, for stream number `stream`: also ends the wait, `superseded`, once a newer stream began.
+   */
+  async waitForStreamVoucher(above: bigint, timeoutMs: number, stream: number): Promise<StreamWait> {
+    const superseded = () => (this.ctx.storage.kv.get<number>('stream') ?? 0) > stream
+    const ready = (account: ChannelAccount.ChannelAccount | undefined) =>
+      !account || account.accepted > above || account.status !== 'open' || account.closeRequestedAt !== 0n || superseded()
+    if (!ready(this.load())) await this.park(above, timeoutMs, stream)
+    return { account: this.load(), superseded: superseded() }
+  }
+
+  private park(above: bigint, timeoutMs: number, stream: number | undefined): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const waiter = { above, stream, resolve }
       const timer = setTimeout(() => {
         this.waiters.delete(waiter)
         resolve()
@@ -334,7 +417,6 @@ export class ChannelState extends DurableObject implements Channel {
       }
       this.waiters.add(waiter)
     })
-    return this.load()
   }
 
   private withChain(account: ChannelAccount.ChannelAccount, chain: ChainState): ChannelAccount.ChannelAccount {
@@ -399,8 +481,10 @@ export class ChannelState extends DurableObject implements Channel {
 
   private wake(): void {
     const account = this.load()
+    const stream = this.waiters.size > 0 ? (this.ctx.storage.kv.get<number>('stream') ?? 0) : 0
     for (const waiter of [...this.waiters]) {
-      if (!account || account.accepted > waiter.above || account.status !== 'open' || account.closeRequestedAt !== 0n) waiter.resolve()
+      const superseded = waiter.stream !== undefined && stream > waiter.stream
+      if (!account || account.accepted > waiter.above || account.status !== 'open' || account.closeRequestedAt !== 0n || superseded) waiter.resolve()
     }
   }
 

@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { runInDurableObject } from 'cloudflare:test'
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { Hono } from 'hono'
 import { type Hex, keccak256, toHex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
@@ -400,5 +400,147 @@ describe('pay.session', () => {
     const refused = await t.request('/report', { headers: { authorization: again } })
     expect(refused.status).toBe(402)
     expect((await problemOf(refused)).type).toBe('https://paymentauth.org/problems/invalid-challenge')
+  })
+})
+
+describe('pay.session: concurrency on one channel', () => {
+  it('error: more than 10 vouchers a second on one channel are refused 429 rate-limited with Retry-After, wherever they arrive; other channels are unaffected', { timeout: 30_000 }, async () => {
+    const t = setup()
+    const elsewhere = setup() // another middleware instance: the limit lives in the channel's object, not in a worker
+    const p = payer()
+    const q = payer()
+    const challenge = await challengeOf(await t.request('/report'))
+    expect((await t.request('/report', { headers: { authorization: await openCredential(challenge, p, 1000n) } })).status).toBe(200)
+    expect((await t.request('/report', { headers: { authorization: await openCredential(challenge, q, 1000n) } })).status).toBe(200)
+    const runs = t.runs()
+    // A flood of management vouchers (the same amount again: each one alone would be a harmless 204).
+    const authorization = await voucherCredential(challenge, p, 1000n)
+    const flood = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => (i % 2 ? elsewhere : t).request('/report', { method: 'POST', headers: { authorization } })),
+    )
+    const statuses = flood.map((r) => r.status)
+    expect(statuses.every((s) => s === 204 || s === 429)).toBe(true)
+    const refused = flood.filter((r) => r.status === 429)
+    expect(refused.length).toBeGreaterThan(0)
+    for (const response of refused) {
+      expect(Number(response.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+      expect(response.headers.get('www-authenticate')).toBeNull()
+      expect(response.headers.get('payment-receipt')).toBeNull()
+    }
+    const problem = await problemOf(refused[0]!)
+    expect(problem).toMatchObject({ type: 'https://paymentauth.org/problems/rate-limited', status: 429 })
+    // The other channel pays on meanwhile.
+    const other = await t.request('/report', { headers: { authorization: await voucherCredential(challenge, q, 2000n) } })
+    expect(other.status).toBe(200)
+    // After the Retry-After, the channel takes vouchers again; the flood charged nothing and ran no handler.
+    await new Promise((resolve) => setTimeout(resolve, Number(refused[0]!.headers.get('retry-after')) * 1000 + 200))
+    const after = await t.request('/report', { headers: { authorization: await voucherCredential(challenge, p, 2000n) } })
+    expect(after.status).toBe(200)
+    expect(receiptOf(after)).toMatchObject({ acceptedCumulative: '2000', spent: '2000' })
+    expect(t.runs() + elsewhere.runs()).toBe(runs + 2)
+  })
+
+  it('behavior: a new stream on a channel ends an older stream still waiting for a voucher: it ends with its receipt, charged only for what it delivered', { timeout: 30_000 }, async () => {
+    const t = setup()
+    const p = payer()
+    const challenge = await challengeOf(await t.request('/chat?tokens=5&wait=60000'))
+    // The open voucher covers two tokens (100 each); the first stream then waits (up to a minute) for a voucher.
+    const first = await t.request('/chat?tokens=5&wait=60000', { headers: { authorization: await openCredential(challenge, p, 200n) } })
+    let paused!: () => void
+    const pausing = new Promise<void>((resolve) => (paused = resolve))
+    const firstEvents = events(first, (event) => {
+      if (event.event === 'payment-need-voucher') paused()
+    })
+    await pausing
+    // A second stream on the channel, paid by the same voucher (nothing new available yet).
+    const second = await t.request('/chat?tokens=1&wait=60000', { headers: { authorization: await voucherCredential(challenge, p, 200n) } })
+    expect(second.status).toBe(200)
+    let posted = 0
+    const secondEvents = events(second, async (event) => {
+      if (event.event !== 'payment-need-voucher') return
+      posted++
+      await ended
+      const answer = await t.request('/chat?tokens=1&wait=60000', { method: 'POST', headers: { authorization: await voucherCredential(challenge, p, 300n) } })
+      expect(answer.status).toBe(204)
+    })
+    const ended = Promise.race([firstEvents, new Promise<'still waiting'>((resolve) => setTimeout(() => resolve('still waiting'), 10_000))])
+    const seen = await ended
+    expect(seen).not.toBe('still waiting')
+    const firstSeen = seen as Awaited<typeof firstEvents>
+    expect(firstSeen.map((e) => e.event)).toEqual(['message', 'message', 'payment-need-voucher', 'payment-receipt'])
+    expect(JSON.parse(firstSeen.at(-1)!.data)).toMatchObject({ channelId: p.channelId, units: 2, spent: '200' })
+    // The new stream goes on with the next voucher.
+    const secondSeen = await secondEvents
+    expect(posted).toBe(1)
+    expect(secondSeen.filter((e) => e.event === 'message').map((e) => e.data)).toEqual(['token 0'])
+    expect(JSON.parse(secondSeen.at(-1)!.data)).toMatchObject({ units: 1, spent: '300', acceptedCumulative: '300' })
+    expect(await channelStore(env.CHANNEL_STATE).channel(p.channelId).state()).toMatchObject({ spent: 300n, units: 3 })
+    expect(t.runs()).toBe(2)
+  })
+
+  it('behavior: a voucher POST under a NEW challenge, on another connection, resumes a waiting stream: 204, no handler run, nothing charged twice', { timeout: 30_000 }, async () => {
+    const t = setup()
+    const p = payer()
+    const challenge = await challengeOf(await t.request('/chat?tokens=4&wait=10000'))
+    const response = await t.request('/chat?tokens=4&wait=10000', { headers: { authorization: await openCredential(challenge, p, 100n) } })
+    const answers: number[] = []
+    const fresh: string[] = []
+    const seen = await events(response, async (event) => {
+      if (event.event !== 'payment-need-voucher') return
+      const need = JSON.parse(event.data) as Session.NeedVoucher
+      // A new challenge for the same resource (as a payer on another connection would get one).
+      const next = await challengeOf(await t.request('/chat?tokens=4&wait=10000'))
+      expect(next.id).not.toBe(challenge.id)
+      fresh.push(next.id)
+      const answer = await t.request('/chat?tokens=4&wait=10000', { method: 'POST', headers: { authorization: await voucherCredential(next, p, BigInt(need.requiredCumulative)) } })
+      answers.push(answer.status)
+      expect(receiptOf(answer)).toMatchObject({ challengeId: next.id, acceptedCumulative: need.requiredCumulative })
+    })
+    expect(answers).toEqual([204, 204, 204])
+    expect(new Set(fresh).size).toBe(3)
+    expect(seen.filter((e) => e.event === 'message').map((e) => e.data)).toEqual(['token 0', 'token 1', 'token 2', 'token 3'])
+    expect(JSON.parse(seen.at(-1)!.data)).toMatchObject({ challengeId: challenge.id, units: 4, spent: '400', acceptedCumulative: '400' })
+    expect(t.runs()).toBe(1)
+    expect(await channelStore(env.CHANNEL_STATE).channel(p.channelId).state()).toMatchObject({ spent: 400n, accepted: 400n, units: 4 })
+  })
+
+  it('behavior: the payer index misses no channel: a failed index write after a paid open is retried by the channel object until the listing has it', async () => {
+    const ledger = ledgerSession(payee.address)
+    let failures = 0
+    const pay = payment<Env>({
+      realm: 'api.example.com',
+      secret,
+      methods: [chargeLedger().method],
+      store: (c) => replayStore(c.env.REPLAY_GUARD),
+      session: {
+        method: ledger.method,
+        channels: (c) => {
+          const store = channelStore(c.env.CHANNEL_STATE, c.env.PAYER_CHANNELS)
+          // The payer's index is unavailable when the open is answered.
+          return {
+            ...store,
+            indexPayer: async () => {
+              failures++
+              throw new Error('index unavailable')
+            },
+          }
+        },
+      },
+    })
+    const app = new Hono<Env>()
+    app.get('/report', pay.session({ amount: '0.001' }), (c) => c.json({ ok: true }))
+    const p = payer()
+    const challenge = await challengeOf(await app.request(`${base}/report`, {}, env))
+    const opened = await app.request(`${base}/report`, { headers: { authorization: await openCredential(challenge, p, 1000n) } }, env)
+    expect(opened.status).toBe(200)
+    expect(failures).toBe(1)
+    const index = env.PAYER_CHANNELS.get(env.PAYER_CHANNELS.idFromName(p.descriptor.payer))
+    expect(await index.list()).toEqual([])
+    // The channel object's alarm writes the index entry.
+    const stub = env.CHANNEL_STATE.get(env.CHANNEL_STATE.idFromName(p.channelId))
+    expect(await runDurableObjectAlarm(stub)).toBe(true)
+    expect((await index.list()).map((row) => row.channelId)).toEqual([p.channelId])
+    // Done once: nothing pending, the next alarm (if any) has no index work left.
+    expect(await stub.indexNow()).toBe(true)
   })
 })
