@@ -1,9 +1,11 @@
 /**
  * @module The demo origin: a small HTTP API the demo gateway sits in front of. It knows nothing of payments;
- * the gateway only forwards requests here once they are paid (or free).
+ * the gateway only forwards requests here once they are paid (or free). `POST /v1/chat/completions` streams like an
+ * LLM API (demo/chat.ts).
  */
 import { type Server, createServer } from 'node:http'
 import { listen } from '../src/testing/node/ports.js'
+import { chatCompletion } from './chat.js'
 
 /** A running origin. */
 export type Origin = { url: string; stop: () => Promise<void> }
@@ -20,6 +22,7 @@ export async function startOrigin(options: { port: number }): Promise<Origin> {
     req.on('data', (chunk: string) => (body += chunk))
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://origin')
+      if (req.method === 'POST' && url.pathname === '/v1/chat/completions') return chatCompletion(req, res, body)
       const [status, payload] = answer(req.method ?? 'GET', url.pathname, body)
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(payload))
     })

@@ -1,5 +1,5 @@
 // `npm start`: the whole paid flow on this machine, offline and without an account. Starts a local Tempo chain
-// (anvil --network tempo, port 8545 or RPC_PORT), the local Stripe API server, the demo origin, and the gateway
+// (anvil --network tempo, reached through a JSON-RPC front on port 8545 or RPC_PORT), the local Stripe API server, the demo origin, and the gateway
 // under wrangler dev (port 8787 or PORT) in front of it with demo/pricing.json; funds demo payer keys; prints
 // what runs and what to try. Ctrl-C (SIGINT) or SIGTERM stops everything. See README.md, "Local demo".
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -14,6 +14,7 @@ import { type DemoState, demoDir, root, writeState } from '../demo/state.js'
 import { startOrigin } from '../demo/origin.js'
 import { anvilArgs, anvilBinary, rpc } from '../src/testing/node/anvil.js'
 import { freePort } from '../src/testing/node/ports.js'
+import { startSessionChain } from '../src/testing/node/session-chain.js'
 import { startStripeApi } from '../src/testing/node/stripe-api.js'
 import { testSecretKey } from '../src/testing/stripe-fixtures.js'
 import { chainClient, chainId, fund } from '../src/testing/chain.js'
@@ -136,11 +137,18 @@ async function main() {
 
   // The chain: anvil's Tempo mode (TIP-20 precompiles, type 0x76 transactions) from the npm package, on the T4
   // hardfork, where one account pays any number of times (see anvilArgs).
-  const rpcUrl = `http://127.0.0.1:${rpcPort}`
-  spawnGroup('anvil', anvilBinary(), anvilArgs({ port: rpcPort, chainId }), join(dir, 'anvil.log'))
-  await until('the local Tempo chain', async () => Number(await rpc(rpcUrl, 'eth_chainId')) === chainId, 15_000)
+  const anvilPort = await freePort()
+  const anvilUrl = `http://127.0.0.1:${anvilPort}`
+  spawnGroup('anvil', anvilBinary(), anvilArgs({ port: anvilPort, chainId }), join(dir, 'anvil.log'))
+  await until('the local Tempo chain', async () => Number(await rpc(anvilUrl, 'eth_chainId')) === chainId, 15_000)
   // At genesis the chain's timestamp is 1, which no validity window of a payment covers.
-  await rpc(rpcUrl, 'evm_mine')
+  await rpc(anvilUrl, 'evm_mine')
+  // Payment channels: the channel reserve stand-in at the TIP-1034 precompile's address, and the JSON-RPC shim
+  // that gives anvil what the precompile needs (src/testing/node/session-chain.ts). Every peer talks to the shim,
+  // which is the chain's RPC URL on RPC_PORT.
+  const sessionChain = await startSessionChain({ anvilUrl, port: rpcPort })
+  stops.push(sessionChain.stop)
+  const rpcUrl = sessionChain.url
 
   const stripe = await startStripeApi({ port: 0 })
   stops.push(stripe.stop)
@@ -181,6 +189,7 @@ async function main() {
 
   say(`gateway ${gateway}`)
   say(`rpc ${rpcUrl}`)
+  say(`chain anvil at ${anvilUrl} behind the RPC; payment channels at ${sessionChain.escrow}`)
   for (const route of pricing.routes) {
     if (route.price === undefined) continue
     const offers = (route.accept ?? []).map((a) => `${a.method} ${a.method === 'tempo' ? a.currency : a.currency.toUpperCase()}`).join(', ')
@@ -194,6 +203,9 @@ async function main() {
   say(`try npm run pay -- ${gateway}/v1/summarize -X POST -d 'Payments for machines, over plain HTTP.'`)
   say(`try npm run pay -- ${gateway}/v1/reports/daily --method stripe`)
   say(`try npm run pay -- ${gateway}/v1/hello`)
+  if (pricing.routes.some((route) => route.pattern === '/v1/chat/completions')) {
+    say(`try npm run pay -- ${gateway}/v1/chat/completions -X POST -d '{"messages":[{"role":"user","content":"What is a payment channel?"}],"stream":true}' --deposit 1 --close`)
+  }
   say(`try curl -i ${gateway}/v1/reports/daily`)
   say('stop Ctrl-C')
 }

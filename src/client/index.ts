@@ -2,4 +2,4 @@
 export { paymentFetch, PolicyError, type Options, type Step, type Wallet } from './fetch.js'
 export { tempoWallet, TempoWalletError, type TempoWalletOptions, type TempoWalletPayload } from './wallets/tempo.js'
 export { stripeWallet, StripeWalletError, type StripeWalletOptions } from './wallets/stripe.js'
-export { type ChannelEntry, type SessionWallet, TempoSessionWalletError, type TempoSessionWalletOptions, tempoSessionWallet } from './wallets/tempo-session.js'
+export { type ChannelChange, type ChannelEntry, type SavedChannel, savedChannel, type SessionWallet, TempoSessionWalletError, type TempoSessionWalletOptions, tempoSessionWallet } from './wallets/tempo-session.js'

@@ -37,6 +37,10 @@ export type TempoSessionWalletOptions = {
   validitySeconds?: number | undefined
   /** The fetch the RPC client uses (the platform's by default); requests to servers go through paymentFetch's. */
   fetch?: typeof fetch | undefined
+  /** Channels to resume, as `onChannel` reported them earlier (a payer's saved state): their deposit is reused. */
+  channels?: readonly SavedChannel[] | undefined
+  /** Told after each change to a channel (opened, a voucher signed, topped up, a receipt read, closed): to show or save it. */
+  onChannel?: ((change: ChannelChange) => void) | undefined
 }
 
 /**
@@ -70,6 +74,39 @@ export type ChannelEntry = {
   closed: boolean
 }
 
+/** A channel as plain JSON data (amounts as decimal strings), to keep between runs and resume with `channels`. */
+export type SavedChannel = {
+  channelId: Hex
+  descriptor: Session.Descriptor
+  escrow: Address
+  chainId: number
+  deposit: string
+  signed: string
+  accepted: string
+  spent: string
+  challenge: Challenge
+  url: string
+  closed: boolean
+}
+
+/** One change to a channel, as `onChannel` reports it; `cumulative` is the voucher's, `txHash` a close's. */
+export type ChannelChange = {
+  type: 'open' | 'voucher' | 'topUp' | 'receipt' | 'close'
+  channel: SavedChannel
+  cumulative?: string | undefined
+  txHash?: string | undefined
+}
+
+/**
+ * A channel entry as plain data.
+ * @example
+ * writeFileSync(file, JSON.stringify([...wallet.channels.values()].map(savedChannel)))
+ */
+export function savedChannel(entry: ChannelEntry): SavedChannel {
+  const { send: _send, deposit, signed, accepted, spent, ...rest } = entry
+  return { ...rest, deposit: deposit.toString(), signed: signed.toString(), accepted: accepted.toString(), spent: spent.toString() }
+}
+
 /** A session wallet: pays `tempo`/`session` challenges, and can close what it opened. */
 export type SessionWallet = Wallet & {
   /** Channels by id. */
@@ -101,6 +138,14 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
   const byTerms = new Map<string, string>()
   const termsOf = (url: string, request: { methodDetails: { escrowContract: string }; recipient: string; currency: string }) =>
     `${new URL(url).origin}|${request.methodDetails.escrowContract}|${request.recipient}|${request.currency}`.toLowerCase()
+  const changed = (type: ChannelChange['type'], entry: ChannelEntry, extra: { cumulative?: bigint; txHash?: string } = {}) =>
+    options.onChannel?.({ type, channel: savedChannel(entry), ...(extra.cumulative !== undefined ? { cumulative: extra.cumulative.toString() } : {}), ...(extra.txHash ? { txHash: extra.txHash } : {}) })
+  for (const saved of options.channels ?? []) {
+    if (saved.closed || saved.chainId !== options.chainId || !escrows.includes(saved.escrow.toLowerCase())) continue
+    const entry: ChannelEntry = { ...saved, deposit: BigInt(saved.deposit), signed: BigInt(saved.signed), accepted: BigInt(saved.accepted), spent: BigInt(saved.spent), send: options.fetch ?? fetch }
+    channels.set(entry.channelId, entry)
+    byTerms.set(termsOf(entry.url, { methodDetails: { escrowContract: entry.escrow }, recipient: entry.descriptor.payee, currency: entry.descriptor.token }), entry.channelId)
+  }
   const entryFor = (url: string) => {
     const origin = new URL(url).origin.toLowerCase()
     for (const [terms, id] of byTerms) if (terms.startsWith(`${origin}|`)) return channels.get(id)
@@ -185,6 +230,7 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
     channels.set(channelId, entry)
     byTerms.set(termsOf(url, request), channelId)
     const voucher = await voucherPayload(entry, firstVoucher)
+    changed('open', entry, { cumulative: firstVoucher })
     return { action: 'open', type: 'transaction', channelId, transaction, descriptor, cumulativeAmount: voucher.cumulativeAmount, signature: voucher.signature }
   }
 
@@ -205,6 +251,7 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
     const response = await manage(entry, { action: 'topUp', type: 'transaction', channelId: entry.channelId, transaction, descriptor: entry.descriptor, additionalDeposit: additional.toString() }, url)
     if (!response.ok) throw new TempoSessionWalletError(`the topUp was refused (${response.status})`)
     entry.deposit += additional
+    changed('topUp', entry)
   }
 
   function observeReceipt(response: Response): void {
@@ -216,6 +263,7 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
       if (!entry || receipt.intent !== 'session') return
       entry.spent = BigInt(receipt.spent)
       entry.accepted = BigInt(receipt.acceptedCumulative)
+      changed('receipt', entry)
     } catch {
       // Not a session receipt: nothing to learn.
     }
@@ -241,7 +289,9 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
             if (need.channelId.toLowerCase() !== entry.channelId) continue
             const required = BigInt(need.requiredCumulative)
             if (required > BigInt(need.deposit) || required > entry.deposit) await topUp(entry, required, url)
-            const answer = await manage(entry, await voucherPayload(entry, required), url)
+            const payload = await voucherPayload(entry, required)
+            changed('voucher', entry, { cumulative: required })
+            const answer = await manage(entry, payload, url)
             if (!answer.ok) throw new TempoSessionWalletError(`the voucher was refused (${answer.status})`)
           }
         },
@@ -271,7 +321,9 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
       const base = entry.accepted > entry.spent ? entry.accepted : entry.spent
       const cumulative = topUpNeeded !== undefined ? base + topUpNeeded : base + price
       if (cumulative > entry.deposit) await topUp(entry, cumulative)
-      return { payload: await voucherPayload(entry, cumulative), source }
+      const payload = await voucherPayload(entry, cumulative)
+      changed('voucher', entry, { cumulative })
+      return { payload, source }
     },
     observe(response, context) {
       observeReceipt(response)
@@ -288,7 +340,9 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
       if (!response.ok) throw new TempoSessionWalletError(`the close was refused (${response.status})`)
       entry.closed = true
       const header = response.headers.get('payment-receipt')
-      return header ? (Receipt.deserialize(header) as Session.SessionReceipt) : undefined
+      const receipt = header ? (Receipt.deserialize(header) as Session.SessionReceipt) : undefined
+      changed('close', entry, { cumulative, txHash: receipt?.txHash })
+      return receipt
     },
   }
 }
