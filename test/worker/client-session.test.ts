@@ -10,7 +10,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { tempoModerato } from 'viem/chains'
 import { describe, expect, it } from 'vitest'
 import { paymentFetch } from '../../src/client/fetch.js'
-import { tempoSessionWallet } from '../../src/client/wallets/tempo-session.js'
+import { type ChannelChange, type SavedChannel, tempoSessionWallet } from '../../src/client/wallets/tempo-session.js'
 import * as Credential from '../../src/core/Credential.js'
 import { tempoSession } from '../../src/methods/tempo/session-method.js'
 import { tip20ChannelReserve } from '../../src/methods/tempo/session/abi.js'
@@ -97,6 +97,49 @@ describe('tempoSessionWallet', () => {
     // Nothing above the limit is ever deposited.
     const big = tempoSessionWallet({ account: payer.account, rpcUrl: url, chainId, maxDeposit: 5_000n })
     await expect(paymentFetch({ wallets: [big], maxAmount: { [pathUsd]: '10000' }, fetch: fetcher })('https://api.example.com/report')).rejects.toThrow(/deposit limit/)
+  })
+
+  it('behavior: a wallet made from saved channels (JSON, as onChannel reported them) resumes the channel without a second open', { timeout: 60_000 }, async () => {
+    const payee = await funded(1_000_000n)
+    const pay = payment<Env>({
+      realm: 'api.example.com',
+      secret: 'client-session-secret-0123456789abcdefghij',
+      methods: [ledger().method],
+      store: (c) => replayStore(c.env.REPLAY_GUARD),
+      session: { method: tempoSession({ chainId, recipient: payee.account.address, privateKey: payee.key, rpcUrl: url, pollIntervalMs: 100 }), channels: (c) => channelStore(c.env.CHANNEL_STATE, c.env.PAYER_CHANNELS) },
+    })
+    const app = new Hono<Env>()
+    app.on(['GET', 'POST', 'HEAD'], '/report', pay.session({ amount: '0.01', unitType: 'request' }), (c) => c.json({ report: 'ok' }))
+    const actions: string[] = []
+    const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      const credential = Credential.fromHeader(request.headers.get('authorization'))
+      if (credential) actions.push(String(credential.payload.action))
+      return app.request(request, undefined, env)
+    }) as typeof fetch
+    const payer = await funded()
+    let saved = '[]'
+    const changes: string[] = []
+    const remember = (change: ChannelChange) => {
+      changes.push(change.type)
+      saved = JSON.stringify([change.channel])
+    }
+    const first = tempoSessionWallet({ account: payer.account, rpcUrl: url, chainId, maxDeposit: 100_000n, onChannel: remember })
+    expect((await paymentFetch({ wallets: [first], maxAmount: { [pathUsd]: '10000' }, fetch: fetcher })('https://api.example.com/report')).status).toBe(200)
+    expect(changes).toEqual(['open', 'receipt'])
+
+    // Another run of the program: a new wallet from what was saved.
+    const second = tempoSessionWallet({ account: payer.account, rpcUrl: url, chainId, maxDeposit: 100_000n, channels: JSON.parse(saved) as SavedChannel[], onChannel: remember })
+    for (let i = 0; i < 2; i++) expect((await paymentFetch({ wallets: [second], maxAmount: { [pathUsd]: '10000' }, fetch: fetcher })('https://api.example.com/report')).status).toBe(200)
+    expect(actions).toEqual(['open', 'voucher', 'voucher'])
+    expect(JSON.parse(saved)).toMatchObject([{ signed: '30000', accepted: '30000', spent: '30000', closed: false }])
+    const closed = await second.close('https://api.example.com/report')
+    expect(closed).toMatchObject({ spent: '30000' })
+    expect(changes.at(-1)).toBe('close')
+    expect(JSON.parse(saved)).toMatchObject([{ closed: true }])
+    // A closed channel is not resumed: the next wallet opens a new one.
+    const third = tempoSessionWallet({ account: payer.account, rpcUrl: url, chainId, maxDeposit: 100_000n, channels: JSON.parse(saved) as SavedChannel[] })
+    expect(third.channels.size).toBe(0)
   })
 
   it('behavior: pays mppx 0.11\'s session server: requests, then close', { timeout: 60_000 }, async () => {
