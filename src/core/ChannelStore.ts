@@ -45,8 +45,11 @@ export interface Channel {
   refund(charge: Charge): Promise<Result<null>>
   /** Records a verified topUp. */
   topUp(chain: ChainState): Promise<Result<null>>
-  /** Checks a close voucher and stops new work; answers what to capture. */
-  beginClose(voucher: SignedVoucher): Promise<Result<{ capture: bigint; voucher: StoredVoucher }>>
+  /**
+   * Checks a close voucher and stops new work; answers what to capture and the voucher to close with. With
+   * `paysVoucher` (v1: close pays the whole voucher) that voucher is the highest one not above what was consumed.
+   */
+  beginClose(voucher: SignedVoucher, options?: { paysVoucher?: boolean | undefined } | undefined): Promise<Result<{ capture: bigint; voucher: StoredVoucher }>>
   /** The close did not go through: serve again. */
   abortClose(): Promise<void>
   /** Records the mined close. */

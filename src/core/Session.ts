@@ -42,6 +42,20 @@ export const Amount = v.pipe(
   v.check((value) => BigInt(value) <= maxAmount, 'amount exceeds 2^96 - 1'),
 )
 
+/** Largest v1 channel amount: v1 amounts are `uint128` (draft-tempo-session-00, "Contract-Backed Channel State"). */
+export const maxAmountV1 = (1n << 128n) - 1n
+
+/**
+ * A v1 amount: a decimal string of at most 2^128 − 1, no sign, no padding.
+ * @example
+ * v.parse(AmountV1, '340282366920938463463374607431768211455')
+ */
+export const AmountV1 = v.pipe(
+  v.string(),
+  v.regex(/^(0|[1-9][0-9]{0,38})$/, 'expected a base-10 integer string'),
+  v.check((value) => BigInt(value) <= maxAmountV1, 'amount exceeds 2^128 - 1'),
+)
+
 /**
  * A voucher signature: 65-byte r‖s‖v or 64-byte EIP-2098 compact (draft-tempo-session-00, "Encoding Conventions").
  * @example
@@ -85,7 +99,7 @@ export const Descriptor = v.object({
 export type Descriptor = v.InferOutput<typeof Descriptor>
 
 /**
- * `methodDetails` of a session request (draft-tempo-session-00, "Method Details"); mpp-edge speaks v2.
+ * `methodDetails` of a session request (draft-tempo-session-00, "Method Details"); mpp-edge speaks v2, and v1 where configured.
  * @example
  * v.parse(MethodDetails, request.methodDetails)
  */
@@ -102,8 +116,8 @@ export const MethodDetails = v.object({
   operator: v.optional(Address),
   /** True when the server pays the open/topUp transaction fees. */
   feePayer: v.optional(v.boolean()),
-  /** Session protocol version. */
-  sessionProtocol: v.optional(v.literal('v2')),
+  /** Session protocol version (draft-tempo-session-00, "Protocol Versions"): `v2` the channel precompile, `v1` a `TempoStreamChannel` contract. */
+  sessionProtocol: v.optional(v.picklist(['v1', 'v2'])),
   /** A snapshot of the resumed channel. */
   sessionSnapshot: v.optional(v.looseObject({})),
 })
@@ -198,6 +212,59 @@ export type OpenPayload = v.InferOutput<typeof OpenPayload>
 export type TopUpPayload = v.InferOutput<typeof TopUpPayload>
 export type VoucherPayload = v.InferOutput<typeof VoucherPayload>
 export type ClosePayload = v.InferOutput<typeof ClosePayload>
+
+/**
+ * v1 `action="open"`: no descriptor; the server derives the channel from the transaction (draft-tempo-session-00, "Open Payload").
+ * @example
+ * v.parse(OpenPayloadV1, payload)
+ */
+export const OpenPayloadV1 = v.object({
+  action: v.literal('open'),
+  type: v.literal('transaction'),
+  channelId: Bytes32,
+  transaction: Transaction,
+  authorizedSigner: v.optional(Address),
+  cumulativeAmount: AmountV1,
+  signature: Signature,
+})
+
+/**
+ * v1 `action="topUp"`.
+ * @example
+ * v.parse(TopUpPayloadV1, payload)
+ */
+export const TopUpPayloadV1 = v.object({
+  action: v.literal('topUp'),
+  type: v.literal('transaction'),
+  channelId: Bytes32,
+  transaction: Transaction,
+  additionalDeposit: AmountV1,
+})
+
+/**
+ * v1 `action="voucher"`.
+ * @example
+ * v.parse(VoucherPayloadV1, payload)
+ */
+export const VoucherPayloadV1 = v.object({ action: v.literal('voucher'), channelId: Bytes32, cumulativeAmount: AmountV1, signature: Signature })
+
+/**
+ * v1 `action="close"`.
+ * @example
+ * v.parse(ClosePayloadV1, payload)
+ */
+export const ClosePayloadV1 = v.object({ action: v.literal('close'), channelId: Bytes32, cumulativeAmount: AmountV1, signature: Signature })
+
+/**
+ * A v1 session credential payload: the channel is named by its id alone (v1 payloads carry no descriptor; a
+ * descriptor sent anyway is ignored), amounts are `uint128`.
+ * @example
+ * const payload = v.parse(Session.PayloadV1, credential.payload)
+ */
+export const PayloadV1 = v.variant('action', [OpenPayloadV1, TopUpPayloadV1, VoucherPayloadV1, ClosePayloadV1])
+export type PayloadV1 = v.InferOutput<typeof PayloadV1>
+export type OpenPayloadV1 = v.InferOutput<typeof OpenPayloadV1>
+export type TopUpPayloadV1 = v.InferOutput<typeof TopUpPayloadV1>
 
 /** A session receipt (draft-tempo-session-00, "Receipt Generation"). */
 export type SessionReceipt = Receipt.Receipt & {

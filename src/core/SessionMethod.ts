@@ -37,14 +37,23 @@ export type SessionMethod = {
   name: string
   /** Builds the request of a session challenge. */
   request: (price: SessionPrice) => Session.Request
-  /** Checks that a payload's descriptor is the channel it names, for this request (escrow, chain, payee, token, operator). */
-  checkDescriptor: (payload: { channelId: `0x${string}`; descriptor: Session.Descriptor }, request: Session.Request) => void
+  /**
+   * Checks that a payload names its channel for this request (v2: the descriptor against the channel id, escrow, chain,
+   * payee, token and operator). Answers the channel's descriptor when the payload establishes it (v2: always; v1: an
+   * open, derived from its transaction), else undefined (a v1 channel is then the one stored at open).
+   */
+  checkDescriptor: (payload: Session.Payload | Session.PayloadV1, request: Session.Request) => Session.Descriptor | undefined
   /** Recovers the signer of a voucher (format and low-s checked first); no network call. */
   recoverVoucher: (voucher: { channelId: `0x${string}`; cumulativeAmount: bigint; signature: `0x${string}` }, request: Session.Request) => Promise<`0x${string}`>
   /** Verifies, broadcasts and confirms an open transaction; answers the channel's chain state. */
-  open: (payload: Session.OpenPayload, context: FundingContext) => Promise<ChainState>
+  open: (payload: Session.OpenPayload | Session.OpenPayloadV1, context: FundingContext) => Promise<ChainState>
   /** Verifies, broadcasts and confirms a topUp transaction; answers the channel's chain state after it. */
-  topUp: (payload: Session.TopUpPayload, account: ChannelAccount, context: FundingContext) => Promise<ChainState>
+  topUp: (payload: Session.TopUpPayload | Session.TopUpPayloadV1, account: ChannelAccount, context: FundingContext) => Promise<ChainState>
+  /**
+   * True when `close` pays out the voucher's whole cumulative amount (v1, no capture amount): the server then closes
+   * with the highest voucher whose cumulative amount does not exceed what was consumed, and `capture` equals it.
+   */
+  closePaysVoucher?: boolean | undefined
   /** Closes the channel on chain, capturing `capture` with the payer's close voucher. */
   close: (account: ChannelAccount, voucher: StoredVoucher, capture: bigint) => Promise<{ txHash: `0x${string}`; settled: bigint }>
   /** Settles a voucher on chain (periodic settlement). */

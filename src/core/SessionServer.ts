@@ -140,7 +140,8 @@ async function verify(context: Context, credential: Credential.Credential): Prom
   if (!request || !sameOffer(request, offer.request) || scopedPath(echoed.opaque) !== new URL(context.request.url).pathname) {
     throw new InvalidChallengeError({ detail: 'the challenge was issued for another resource or price' })
   }
-  const payload = v.safeParse(Session.Payload, credential.payload)
+  // draft-tempo-session-00, "Protocol Versions": the payload follows the challenge's protocol (v1 names the channel by id alone).
+  const payload = v.safeParse(request.methodDetails.sessionProtocol === 'v1' ? Session.PayloadV1 : Session.Payload, credential.payload)
   if (!payload.success) throw new MalformedCredentialError({ detail: `invalid session payload: ${payload.issues[0].message}` })
   const action = payload.output
   const channelId = action.channelId
@@ -150,7 +151,7 @@ async function verify(context: Context, credential: Credential.Credential): Prom
   if (!Number.isFinite(expiresAt) || expiresAt <= now.getTime()) {
     throw new ChallengeNotFoundError({ channelId, detail: 'the session challenge has expired' })
   }
-  offer.method.checkDescriptor(action, request)
+  const described = offer.method.checkDescriptor(action, request)
   const challenge: Challenge.Challenge = { ...echoed, request: request as unknown as Record<string, unknown> }
   const channel = stores.channels.channel(channelId)
   const minDelta = BigInt(request.methodDetails.minVoucherDelta ?? '0')
@@ -173,14 +174,16 @@ async function verify(context: Context, credential: Credential.Credential): Prom
   switch (action.action) {
     case 'open': {
       // The first voucher is checked before the open is broadcast: a bad one must not leave a channel we never recorded.
+      const descriptor = described ?? ('descriptor' in action ? action.descriptor : undefined)
+      if (!descriptor) throw new MalformedCredentialError({ detail: 'the open payload does not describe its channel' })
       const signer = await offer.method.recoverVoucher({ channelId, cumulativeAmount: BigInt(action.cumulativeAmount), signature: action.signature }, request)
-      if (signer !== ChannelAccount.expectedSigner(action.descriptor)) {
+      if (signer !== ChannelAccount.expectedSigner(descriptor)) {
         throw new SignerMismatchError({ channelId, detail: 'the first voucher is not signed by the channel signer' })
       }
       const chain = await offer.method.open(action, funding)
       const opened = expect(await channel.open(chain, { cumulative: BigInt(action.cumulativeAmount), signature: action.signature, signer }, minDelta), channelId)
       // Best effort now; the channel object, which recorded the open, retries the index write from its alarm.
-      await stores.channels.indexPayer(action.descriptor.payer, channelId).catch((error) => {
+      await stores.channels.indexPayer(descriptor.payer, channelId).catch((error) => {
         console.error(JSON.stringify({ event: 'payer-index-deferred', channelId, error: String(error) }))
       })
       server.emit({ type: 'paid', route, method: offer.method.name, challengeId: echoed.id, reference: channelId })
@@ -206,7 +209,7 @@ async function verify(context: Context, credential: Credential.Credential): Prom
     case 'close': {
       const cumulative = BigInt(action.cumulativeAmount)
       const signer = await offer.method.recoverVoucher({ channelId, cumulativeAmount: cumulative, signature: action.signature }, request)
-      const begun = expect(await channel.beginClose({ cumulative, signature: action.signature, signer }), channelId)
+      const begun = expect(await channel.beginClose({ cumulative, signature: action.signature, signer }, { paysVoucher: offer.method.closePaysVoucher === true }), channelId)
       if (begun.account.status === 'closed') return management(begun.account, echoed.id, request, 200)
       let closed: { txHash: `0x${string}`; settled: bigint }
       try {
@@ -313,14 +316,14 @@ function management(
 
 /**
  * Sets `Payment-Session` (the channel id) and `Payment-Session-Snapshot` (the channel's state) on a response
- * (draft-tempo-session-00, "Session Snapshot").
+ * (draft-tempo-session-00, "Session Snapshot"; the snapshot is v2's, so a v1 channel gets the channel id only).
  * @example
  * SessionServer.sessionHeaders(headers, account, request, account.spent + 25n)
  */
 export function sessionHeaders(headers: Headers, account: ChannelAccount.ChannelAccount, request: Session.Request, requiredCumulative: bigint): void {
   headers.set(Session.sessionHeader, account.channelId)
+  if (request.methodDetails.sessionProtocol === 'v1') return
   headers.set(Session.snapshotHeader, Session.serializeSnapshot(snapshotOf(account, requiredCumulative)))
-  void request
 }
 
 /**

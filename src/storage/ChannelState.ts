@@ -25,8 +25,8 @@ type Row = {
   units: number
 }
 
-// Amounts are kept as 29-digit zero-padded decimals (a uint96 has at most 29), so SQLite orders them numerically.
-const pad = (amount: bigint) => amount.toString().padStart(29, '0')
+// Amounts are kept as 39-digit zero-padded decimals (a v1 uint128 has at most 39), so SQLite orders them numerically.
+const pad = (amount: bigint) => amount.toString().padStart(39, '0')
 
 /**
  * How often an open channel's alarm settles what was consumed and reads its close-request time from the chain: every
@@ -91,6 +91,8 @@ export class ChannelState extends DurableObject implements Channel {
       signature TEXT NOT NULL,
       accepted_at INTEGER NOT NULL
     )`)
+    // Vouchers kept with the earlier 29-digit padding (uint96 amounts) take the 39-digit form, so all compare alike.
+    this.sql.exec(`UPDATE vouchers SET cumulative = substr('${'0'.repeat(39)}' || cumulative, -39) WHERE length(cumulative) < 39`)
     this.sql.exec(`CREATE TABLE IF NOT EXISTS charges (
       challenge_id TEXT NOT NULL,
       idempotency_key TEXT NOT NULL,
@@ -216,9 +218,13 @@ export class ChannelState extends DurableObject implements Channel {
       if (account.closeRequestedAt !== 0n && account.status === 'open' && account.acceptedSignature && account.accepted >= ChannelAccount.captureAmount(account)) {
         account.status = 'closing'
         this.save(account)
-        const capture = ChannelAccount.captureAmount(account)
+        // v1's close pays the whole voucher: close with the highest one not above what was consumed.
+        const voucher = method.closePaysVoucher
+          ? this.bounded(account, undefined)
+          : { cumulative: account.accepted, signature: account.acceptedSignature }
+        const capture = method.closePaysVoucher ? voucher.cumulative : ChannelAccount.captureAmount(account)
         try {
-          const closed = await method.close(account, { cumulative: account.accepted, signature: account.acceptedSignature }, capture)
+          const closed = await method.close(account, voucher, capture)
           await this.finishClose(closed.settled, closed.txHash)
           report.settled = { txHash: closed.txHash, amount: closed.settled }
         } catch (error) {
@@ -314,7 +320,10 @@ export class ChannelState extends DurableObject implements Channel {
    * Starts a cooperative close: checks the close voucher, stops new work, and answers what to capture
    * (`max(spent, settled)`) and the voucher to close with.
    */
-  async beginClose(voucher: ChannelAccount.SignedVoucher): Promise<Result<{ capture: bigint; voucher: StoredVoucher }>> {
+  async beginClose(
+    voucher: ChannelAccount.SignedVoucher,
+    options: { paysVoucher?: boolean | undefined } = {},
+  ): Promise<Result<{ capture: bigint; voucher: StoredVoucher }>> {
     const account = this.load()
     if (!account) return notFound()
     return this.run(account, () => {
@@ -322,8 +331,33 @@ export class ChannelState extends DurableObject implements Channel {
       if (voucher.cumulative > account.accepted) this.accept(account, voucher)
       account.status = account.status === 'closed' ? 'closed' : 'closing'
       this.save(account)
-      return { capture: ChannelAccount.captureAmount(account), voucher: { cumulative: voucher.cumulative, signature: voucher.signature } }
+      const closing = { cumulative: voucher.cumulative, signature: voucher.signature }
+      if (options.paysVoucher) {
+        const bounded = this.bounded(account, closing)
+        return { capture: bounded.cumulative, voucher: bounded }
+      }
+      return { capture: ChannelAccount.captureAmount(account), voucher: closing }
     })
+  }
+
+  /**
+   * The voucher a close that pays out its whole cumulative amount (v1) uses: the highest kept voucher (or `also`)
+   * whose cumulative amount does not exceed `max(spent, settled)`, never below what is settled. When none is above
+   * the settled amount, the settled amount itself (the escrow checks no signature for it), so nothing unconsumed is paid.
+   */
+  private bounded(account: ChannelAccount.ChannelAccount, also: StoredVoucher | undefined): StoredVoucher {
+    const limit = ChannelAccount.captureAmount(account)
+    let best = this.voucherAtMost(limit)
+    if (also && also.cumulative <= limit && (!best || also.cumulative > best.cumulative)) best = also
+    if (best && best.cumulative >= account.settled) return best
+    return { cumulative: account.settled, signature: also?.signature ?? best?.signature ?? account.acceptedSignature ?? `0x${'00'.repeat(65)}` }
+  }
+
+  private voucherAtMost(limit: bigint): StoredVoucher | undefined {
+    const row = this.sql
+      .exec<{ cumulative: string; signature: string }>('SELECT cumulative, signature FROM vouchers WHERE cumulative <= ? ORDER BY cumulative DESC LIMIT 1', pad(limit))
+      .toArray()[0]
+    return row && { cumulative: BigInt(row.cumulative), signature: row.signature as `0x${string}` }
   }
 
   /** The close transaction did not go through: the channel serves again. */
@@ -359,13 +393,7 @@ export class ChannelState extends DurableObject implements Channel {
   async settleable(): Promise<StoredVoucher | undefined> {
     const account = this.load()
     if (!account) return undefined
-    const row = this.sql
-      .exec<{ cumulative: string; signature: string }>(
-        'SELECT cumulative, signature FROM vouchers WHERE cumulative <= ? ORDER BY cumulative DESC LIMIT 1',
-        pad(account.spent),
-      )
-      .toArray()[0]
-    return row && { cumulative: BigInt(row.cumulative), signature: row.signature as `0x${string}` }
+    return this.voucherAtMost(account.spent)
   }
 
   /**

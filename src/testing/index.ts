@@ -3,7 +3,8 @@
  * (`testPayer`), helpers for the local Tempo chain (`chainClient`, `fund`, `fundedAccount`, `balanceOf`, `sendFromRich`,
  * `freshAddress`, `pathUsd`, `chainId`), the local Stripe API's test facts (`testSecretKey`, `spt`, the
  * `outcomes` a token can ask for), and a payment channel payer on the session chain (`signOpen`, `signTopUp`,
- * `voucherFor`, `requestClose`, `withdraw`, `increaseTime`, `privateChain`, `deployStreamChannel`). Start the
+ * `voucherFor`, `requestClose`, `withdraw`, `increaseTime`, `privateChain`; for a v1 stream channel `deployStreamChannel`,
+ * `signOpenV1`, `signTopUpV1`, `requestCloseV1`). Start the
  * services themselves with `mpp-edge/testing/node`.
  */
 export { testPayer, type TestPayer, type TestPayerOptions } from './payer.js'
@@ -16,11 +17,14 @@ export {
   increaseTime,
   privateChain,
   requestClose,
+  requestCloseV1,
   sendSigned,
   signCalls,
   signEscrowCall,
   signOpen,
+  signOpenV1,
   signTopUp,
+  signTopUpV1,
   voucherFor,
   withdraw,
 } from './session-payer.js'

@@ -12,6 +12,7 @@ import { escrowAbi, tip20ChannelReserve } from '../methods/tempo/session/abi.js'
 import { type Descriptor, channelId, descriptorTuple, normalizeDescriptor } from '../methods/tempo/session/descriptor.js'
 import { expiringNonceHash } from '../methods/tempo/session/nonce-hash.js'
 import { decodeTransaction } from '../methods/tempo/transaction.js'
+import { type ChannelV1, channelIdV1, streamChannelAbi } from '../methods/tempo/session/v1.js'
 import { signVoucher } from '../methods/tempo/session/voucher.js'
 import { streamChannelCreation } from './escrow-bytecode.js'
 
@@ -22,6 +23,8 @@ export type ChannelChain = {
   chainId: number
   /** Default: the precompile address. */
   escrow?: Address | undefined
+  /** The session protocol of the escrow (default `v2`; `v1` for a stream channel contract): picks the voucher domain. */
+  protocol?: 'v1' | 'v2' | undefined
 }
 
 const randomSalt = (): Hex => `0x${[...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16).padStart(2, '0')).join('')}`
@@ -142,7 +145,7 @@ export async function signTopUp(
  * const voucher = await voucherFor(chain, payer, channelId, 250_000n)
  */
 export async function voucherFor(chain: ChannelChain, signer: LocalAccount, id: Hex, cumulativeAmount: bigint) {
-  const signature = await signVoucher(signer, { channelId: id, cumulativeAmount }, { escrow: chain.escrow ?? tip20ChannelReserve, chainId: chain.chainId })
+  const signature = await signVoucher(signer, { channelId: id, cumulativeAmount }, { escrow: chain.escrow ?? tip20ChannelReserve, chainId: chain.chainId, protocol: chain.protocol })
   return { channelId: id, cumulativeAmount, signature }
 }
 
@@ -233,4 +236,60 @@ export async function deployStreamChannel(url: string): Promise<Address> {
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   throw new Error(`deployment ${hash} was not mined`)
+}
+
+const approveAbi = [
+  { type: 'function', name: 'approve', stateMutability: 'nonpayable', inputs: [{ name: 'spender', type: 'address' }, { name: 'amount', type: 'uint256' }], outputs: [{ type: 'bool' }] },
+] as const
+
+/** Gas of a v1 open or topUp batch: T4 prices each new storage slot at about 250k gas, which anvil's estimate leaves out. */
+const v1FundingGas = 3_000_000n
+
+/**
+ * Signs a v1 channel-opening transaction the way mppx's legacy session client does (`approve` of the deposit to the
+ * escrow, then `open`, in one transaction; random salt) and derives the channel id. Nothing is broadcast.
+ * @example
+ * const { serialized, channelId } = await signOpenV1({ url, chainId, escrow, protocol: 'v1' }, payer, { payee, token: pathUsd, deposit: 1_000_000n })
+ */
+export async function signOpenV1(
+  chain: ChannelChain & { escrow: Address },
+  payer: LocalAccount,
+  options: { payee: Address; token: Address; deposit: bigint; authorizedSigner?: Address | undefined; salt?: Hex | undefined; sponsored?: boolean | undefined; approve?: bigint | undefined },
+): Promise<{ serialized: Hex; hash: Hex; channel: ChannelV1; channelId: Hex }> {
+  const channel: ChannelV1 = {
+    payer: payer.address.toLowerCase() as Address,
+    payee: options.payee.toLowerCase() as Address,
+    token: options.token.toLowerCase() as Address,
+    salt: options.salt ?? randomSalt(),
+    authorizedSigner: (options.authorizedSigner ?? zeroAddress).toLowerCase() as Address,
+  }
+  const approve = encodeFunctionData({ abi: approveAbi, functionName: 'approve', args: [chain.escrow, options.approve ?? options.deposit] })
+  const open = encodeFunctionData({ abi: streamChannelAbi, functionName: 'open', args: [channel.payee, channel.token, options.deposit, channel.salt, channel.authorizedSigner] })
+  const signed = await signCalls(chain, payer, [{ to: options.token, data: approve }, { to: chain.escrow, data: open }], { sponsored: options.sponsored, gas: v1FundingGas })
+  return { ...signed, channel, channelId: channelIdV1(channel, { escrow: chain.escrow, chainId: chain.chainId }) }
+}
+
+/**
+ * Signs a v1 top-up by the channel's payer (`approve` of the amount, then `topUp`).
+ * @example
+ * const { serialized } = await signTopUpV1(chain, payer, { channelId, token: pathUsd, additionalDeposit: 500_000n })
+ */
+export async function signTopUpV1(
+  chain: ChannelChain & { escrow: Address },
+  payer: LocalAccount,
+  options: { channelId: Hex; token: Address; additionalDeposit: bigint; sponsored?: boolean | undefined },
+): Promise<{ serialized: Hex; hash: Hex }> {
+  const approve = encodeFunctionData({ abi: approveAbi, functionName: 'approve', args: [chain.escrow, options.additionalDeposit] })
+  const topUp = encodeFunctionData({ abi: streamChannelAbi, functionName: 'topUp', args: [options.channelId, options.additionalDeposit] })
+  return signCalls(chain, payer, [{ to: options.token, data: approve }, { to: chain.escrow, data: topUp }], { sponsored: options.sponsored, gas: v1FundingGas })
+}
+
+/**
+ * The payer of a v1 channel starts a forced close: `requestClose(channelId)`, sent and mined.
+ * @example
+ * await requestCloseV1(chain, payer, channelId)
+ */
+export async function requestCloseV1(chain: ChannelChain & { escrow: Address }, payer: LocalAccount, id: Hex) {
+  const data = encodeFunctionData({ abi: streamChannelAbi, functionName: 'requestClose', args: [id] })
+  return sendSigned(chain, (await signEscrowCall(chain, payer, data)).serialized)
 }

@@ -38,6 +38,26 @@ describe('Session.Payload', () => {
   })
 })
 
+describe('Session.PayloadV1', () => {
+  it('behavior: v1 payloads name the channel by id alone, with uint128 amounts; a descriptor sent anyway is dropped', () => {
+    const base = { channelId, cumulativeAmount: '1', signature: `0x${'0a'.repeat(65)}` }
+    const max = ((1n << 128n) - 1n).toString()
+    expect(v.parse(Session.PayloadV1, { ...base, action: 'voucher', cumulativeAmount: max, descriptor })).toEqual({ ...base, channelId: channelId.toLowerCase(), action: 'voucher', cumulativeAmount: max })
+    expect(v.is(Session.PayloadV1, { ...base, action: 'close' })).toBe(true)
+    expect(v.is(Session.PayloadV1, { action: 'topUp', type: 'transaction', channelId, transaction: '0x76aa', additionalDeposit: max })).toBe(true)
+    expect(v.is(Session.PayloadV1, { ...base, action: 'open', type: 'transaction', transaction: '0x76aa', authorizedSigner: descriptor.payer })).toBe(true)
+    // A v2 payload needs its descriptor and stays within uint96.
+    expect(v.is(Session.Payload, { ...base, action: 'voucher' })).toBe(false)
+  })
+
+  it('error: beyond uint128, a padded amount, or an unknown action', () => {
+    const base = { channelId, cumulativeAmount: '1', signature: `0x${'0a'.repeat(65)}` }
+    expect(v.is(Session.PayloadV1, { ...base, action: 'voucher', cumulativeAmount: (1n << 128n).toString() })).toBe(false)
+    expect(v.is(Session.PayloadV1, { ...base, action: 'voucher', cumulativeAmount: '007' })).toBe(false)
+    expect(v.is(Session.PayloadV1, { ...base, action: 'settle' })).toBe(false)
+  })
+})
+
 describe('Session.Request', () => {
   it('behavior: the spec example parses (v2 with chain id and escrow)', () => {
     const request = v.parse(Session.Request, {
@@ -49,7 +69,8 @@ describe('Session.Request', () => {
       methodDetails: { escrowContract: '0x1234567890abcdef1234567890abcdef12345678', chainId: 4217, sessionProtocol: 'v2' },
     })
     expect(request.methodDetails.chainId).toBe(4217)
-    expect(v.is(Session.Request, { ...request, methodDetails: { ...request.methodDetails, sessionProtocol: 'v1' } })).toBe(false)
+    expect(v.is(Session.Request, { ...request, methodDetails: { ...request.methodDetails, sessionProtocol: 'v1' } })).toBe(true)
+    expect(v.is(Session.Request, { ...request, methodDetails: { ...request.methodDetails, sessionProtocol: 'v3' } })).toBe(false)
   })
 })
 

@@ -81,6 +81,7 @@ export function ledgerSession(recipient: Address): { method: SessionMethod; stat
       },
     }),
     checkDescriptor(payload, request) {
+      if (!('descriptor' in payload)) throw new VerificationFailedError({ detail: 'a v2 payload carries its descriptor' })
       const d = payload.descriptor
       if (channelIdOf(d, { escrow: request.methodDetails.escrowContract, chainId: request.methodDetails.chainId }) !== payload.channelId) {
         throw new VerificationFailedError({ detail: 'the descriptor is not the channel named' })
@@ -88,6 +89,7 @@ export function ledgerSession(recipient: Address): { method: SessionMethod; stat
       if (d.payee !== request.recipient || d.token !== request.currency || d.operator !== (request.methodDetails.operator ?? zero)) {
         throw new VerificationFailedError({ detail: 'the channel does not pay this recipient in this currency' })
       }
+      return d
     },
     async recoverVoucher(voucher, request) {
       const body = voucher.signature.slice(2)
@@ -108,6 +110,7 @@ export function ledgerSession(recipient: Address): { method: SessionMethod; stat
       }
     },
     async open(payload, context): Promise<ChainState> {
+      if (!('descriptor' in payload)) throw new VerificationFailedError({ detail: 'a v2 payload carries its descriptor' })
       if (state.failNext > 0) {
         state.failNext--
         throw new PaymentUnavailableError({ detail: 'ledger unavailable', retryAfter: 1 })

@@ -152,6 +152,44 @@ describe('ChannelState', () => {
     expect(await channel.state()).toMatchObject({ status: 'closed', settled: 70n, spent: 70n })
   })
 
+  it('behavior: a close that pays the whole voucher (v1) closes with the highest voucher not above spent, never the one ahead', async () => {
+    const { channel } = await opened({ settled: 0n }, 100n)
+    await channel.voucher(voucher(200n), 0n)
+    await channel.charge({ cost: 200n, units: 2, challengeId: 'c' })
+    await channel.voucher(voucher(500n), 0n)
+    await channel.charge({ cost: 50n, units: 1, challengeId: 'c' })
+    // spent 250: the 200 voucher is the best not above it; the close voucher (600) runs ahead and is not used.
+    const begun = await channel.beginClose(voucher(600n), { paysVoucher: true })
+    expect(begun).toMatchObject({ ok: true, value: { capture: 200n, voucher: { cumulative: 200n } } })
+  })
+
+  it('behavior: a v1 close voucher equal to spent is the one closed with; amounts beyond uint96 order numerically', async () => {
+    const big = 2n ** 100n
+    const { channel } = await opened({ deposit: 2n ** 127n }, big)
+    await channel.charge({ cost: big, units: 1, challengeId: 'c' })
+    await channel.voucher(voucher(big * 3n), 0n)
+    await channel.charge({ cost: big, units: 1, challengeId: 'c' })
+    const begun = await channel.beginClose(voucher(big * 2n), { paysVoucher: true })
+    expect(begun).toMatchObject({ ok: true, value: { capture: big * 2n, voucher: { cumulative: big * 2n } } })
+  })
+
+  it('behavior: vouchers kept with the earlier 29-digit padding are re-padded when the object starts', async () => {
+    const { state, channel } = await opened({}, 100n)
+    const stub = env.CHANNEL_STATE.get(env.CHANNEL_STATE.idFromName(state.channelId))
+    await runInDurableObject(stub, (_, ctx) => {
+      ctx.storage.sql.exec('DELETE FROM vouchers')
+      ctx.storage.sql.exec('INSERT INTO vouchers (cumulative, signature, accepted_at) VALUES (?, ?, 0)', '90'.padStart(29, '0'), randomHex(65))
+    })
+    await runInDurableObject(stub, (_, ctx) => ctx.abort('restart')).catch(() => {})
+    const restarted = await runInDurableObject(env.CHANNEL_STATE.get(env.CHANNEL_STATE.idFromName(state.channelId)), (_, ctx) =>
+      ctx.storage.sql.exec<{ cumulative: string }>('SELECT cumulative FROM vouchers').toArray().map((r) => r.cumulative),
+    )
+    expect(restarted).toEqual(['90'.padStart(39, '0')])
+    const again = channelStore(env.CHANNEL_STATE).channel(state.channelId)
+    await again.charge({ cost: 95n, units: 1, challengeId: 'c' })
+    expect(await again.beginClose(voucher(100n), { paysVoucher: true })).toMatchObject({ ok: true, value: { capture: 90n } })
+  })
+
   it('behavior: a pending close request stops vouchers and charges; a topUp that cancels it serves again', async () => {
     const { state, channel } = await opened()
     await channel.topUp({ ...state, closeRequestedAt: 1_700_000_000n })

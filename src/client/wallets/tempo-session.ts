@@ -157,6 +157,8 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
     const parsed = v.safeParse(Session.Request, challenge.request)
     if (!parsed.success) throw new TempoSessionWalletError(`the challenge request is not a v2 session request: ${parsed.issues[0].message}`)
     const request = parsed.output
+    // draft-tempo-session-00, "Protocol Versions": a client never answers with another protocol than the challenge's.
+    if (request.methodDetails.sessionProtocol !== 'v2') throw new TempoSessionWalletError(`the challenge asks for session protocol ${request.methodDetails.sessionProtocol ?? 'v1 (none named)'}, this wallet speaks v2`)
     if (request.methodDetails.chainId !== options.chainId) throw new TempoSessionWalletError(`the challenge asks for chain ${request.methodDetails.chainId}, this wallet pays on ${options.chainId}`)
     if (!escrows.includes(request.methodDetails.escrowContract)) throw new TempoSessionWalletError(`the challenge names escrow ${request.methodDetails.escrowContract}, which this wallet does not use`)
     return request

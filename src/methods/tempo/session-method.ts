@@ -8,7 +8,7 @@ import { type LocalAccount, privateKeyToAccount } from 'viem/accounts'
 import * as v from 'valibot'
 import type { ChannelAccount } from '../../core/ChannelAccount.js'
 import type { ChainState } from '../../core/ChannelStore.js'
-import { ConfigurationError, VerificationFailedError } from '../../core/Errors.js'
+import { ConfigurationError, MalformedCredentialError, VerificationFailedError } from '../../core/Errors.js'
 import { ConfigError, isLoopback } from '../../core/Server.js'
 import type * as Session from '../../core/Session.js'
 import type { FundingContext, SessionMethod, SessionPrice } from '../../core/SessionMethod.js'
@@ -22,6 +22,8 @@ import { channelOpenedIn, topUpIn } from './session/events.js'
 import { checkOpenTransaction, checkTopUpTransaction, sponsorFunding } from './session/funding.js'
 import { tip20ChannelReserve } from './session/abi.js'
 import { recoverVoucherSigner } from './session/voucher.js'
+import type { Rpc } from './rpc.js'
+import { tempoSessionV1 } from './session-method-v1.js'
 import { type Decoded, decodeTransaction, finalTransaction } from './transaction.js'
 
 /** Configuration of the tempo session method. */
@@ -32,7 +34,13 @@ export type TempoSessionConfig = {
   recipient: string
   /** Key of the payee (or the operator) that sends `settle` and `close`: a worker secret. */
   privateKey: string
-  /** Escrow address (default: the TIP-1034 channel reserve precompile). */
+  /**
+   * Session protocol (draft-tempo-session-00, "Protocol Versions"): `v2` (default), channels on the TIP-1034 channel
+   * reserve; `v1`, channels on a `TempoStreamChannel` escrow contract at `escrow`, for chains where the precompile is
+   * not active.
+   */
+  sessionProtocol?: 'v1' | 'v2' | undefined
+  /** Escrow address (default: the TIP-1034 channel reserve precompile; required with `sessionProtocol: 'v1'`). */
   escrow?: string | undefined
   /** A payee-side operator put into new descriptors (its key is then `privateKey`). */
   operator?: string | undefined
@@ -59,7 +67,8 @@ export type TempoSessionConfig = {
  */
 export function tempoSession(config: TempoSessionConfig): SessionMethod {
   const settings = check(config)
-  const chain = sessionChain({ url: settings.rpcUrl, chainId: config.chainId, escrow: settings.escrow, timeoutMs: config.timeoutMs, pollIntervalMs: config.pollIntervalMs, fetch: config.fetch })
+  const chainOptions = { url: settings.rpcUrl, chainId: config.chainId, escrow: settings.escrow, timeoutMs: config.timeoutMs, pollIntervalMs: config.pollIntervalMs, fetch: config.fetch }
+  const chain = sessionChain(chainOptions)
   const receiptTimeoutMs = config.receiptTimeoutMs ?? 30_000
 
   const at = (request: Session.Request) => ({ escrow: request.methodDetails.escrowContract as Address, chainId: request.methodDetails.chainId })
@@ -79,7 +88,7 @@ export function tempoSession(config: TempoSessionConfig): SessionMethod {
   })
 
   // Broadcasts a checked open or topUp (co-signed when sponsored) and waits for its receipt.
-  async function submit(decoded: Decoded, request: Session.Request, context: FundingContext) {
+  async function submit(decoded: Decoded, request: Session.Request, context: FundingContext, node: Rpc = chain.rpc) {
     let final: { serialized: Hex; hash: Hex }
     if (request.methodDetails.feePayer === true) {
       if (!settings.sponsor) throw new ConfigurationError({ detail: 'tempo session: a sponsored challenge reached a server without a fee payer' })
@@ -90,52 +99,59 @@ export function tempoSession(config: TempoSessionConfig): SessionMethod {
     const hash = final.hash.toLowerCase() as Hex
     // A transaction funds one action, once: bind its hash to this challenge before it is sent.
     await context.claimReference(hash)
-    let found = await chain.rpc.receipt(hash)
+    let found = await node.receipt(hash)
     if (!found) {
       if (decoded.envelope.validBefore !== undefined && decoded.envelope.validBefore <= Math.floor(Date.now() / 1000)) {
         throw new VerificationFailedError({ detail: "the transaction's validity window has passed" })
       }
-      await chain.rpc.broadcast(final.serialized, hash)
-      found = await chain.rpc.waitForReceipt(hash, Date.now() + receiptTimeoutMs)
+      await node.broadcast(final.serialized, hash)
+      found = await node.waitForReceipt(hash, Date.now() + receiptTimeoutMs)
     }
     if (found.status !== 'success' && found.status !== '0x1') throw new VerificationFailedError({ detail: `transaction ${hash} reverted` })
     return found
   }
 
+  function request(price: SessionPrice): Session.Request {
+    const token = findToken(settings.tokens, price.currency)
+    const units = (value: string, what: string) => {
+      try {
+        return toBaseUnits(value, token.decimals).toString()
+      } catch (error) {
+        if (error instanceof AmountError) throw new ConfigError(`tempo session: ${what} ${error.message}`)
+        throw error
+      }
+    }
+    const amount = units(price.amount, 'amount')
+    if (amount === '0') throw new ConfigError('tempo session: the price per unit must be above zero')
+    return {
+      amount,
+      ...(price.unitType !== undefined ? { unitType: price.unitType } : {}),
+      ...(price.suggestedDeposit !== undefined ? { suggestedDeposit: units(price.suggestedDeposit, 'suggestedDeposit') } : {}),
+      currency: token.address.toLowerCase() as Address,
+      recipient: config.recipient.toLowerCase() as Address,
+      ...(price.description !== undefined ? { description: price.description } : {}),
+      methodDetails: {
+        escrowContract: settings.escrow,
+        chainId: config.chainId,
+        ...(price.minVoucherDelta !== undefined ? { minVoucherDelta: units(price.minVoucherDelta, 'minVoucherDelta') } : {}),
+        ...(settings.operator ? { operator: settings.operator } : {}),
+        ...(settings.sponsor ? { feePayer: true } : {}),
+        sessionProtocol: settings.protocol,
+      },
+    }
+  }
+
+  if (settings.protocol === 'v1') {
+    return tempoSessionV1({ settings, chainOptions, receiptTimeoutMs, request, assertOurs, funding, submit })
+  }
+
   return {
     name: 'tempo',
-    request(price: SessionPrice): Session.Request {
-      const token = findToken(settings.tokens, price.currency)
-      const units = (value: string, what: string) => {
-        try {
-          return toBaseUnits(value, token.decimals).toString()
-        } catch (error) {
-          if (error instanceof AmountError) throw new ConfigError(`tempo session: ${what} ${error.message}`)
-          throw error
-        }
-      }
-      const amount = units(price.amount, 'amount')
-      if (amount === '0') throw new ConfigError('tempo session: the price per unit must be above zero')
-      return {
-        amount,
-        ...(price.unitType !== undefined ? { unitType: price.unitType } : {}),
-        ...(price.suggestedDeposit !== undefined ? { suggestedDeposit: units(price.suggestedDeposit, 'suggestedDeposit') } : {}),
-        currency: token.address.toLowerCase() as Address,
-        recipient: config.recipient.toLowerCase() as Address,
-        ...(price.description !== undefined ? { description: price.description } : {}),
-        methodDetails: {
-          escrowContract: settings.escrow,
-          chainId: config.chainId,
-          ...(price.minVoucherDelta !== undefined ? { minVoucherDelta: units(price.minVoucherDelta, 'minVoucherDelta') } : {}),
-          ...(settings.operator ? { operator: settings.operator } : {}),
-          ...(settings.sponsor ? { feePayer: true } : {}),
-          sessionProtocol: 'v2',
-        },
-      }
-    },
+    request,
 
     checkDescriptor(payload, request) {
       assertOurs(request)
+      if (!('descriptor' in payload)) throw new MalformedCredentialError({ detail: 'a v2 session payload carries the channel descriptor' })
       checkDescriptor(payload.descriptor, {
         channelId: payload.channelId,
         ...at(request),
@@ -143,6 +159,7 @@ export function tempoSession(config: TempoSessionConfig): SessionMethod {
         currency: request.currency as Address,
         operator: request.methodDetails.operator as Address | undefined,
       })
+      return payload.descriptor
     },
 
     async recoverVoucher(voucher, request) {
@@ -203,6 +220,9 @@ function findToken(tokens: readonly Token[], currency: string | undefined): Toke
   return token
 }
 
+/** The checked configuration. */
+export type SessionSettings = ReturnType<typeof check>
+
 function check(config: TempoSessionConfig) {
   const fail = (message: string): never => {
     throw new ConfigError(`tempo session: ${message}`)
@@ -218,6 +238,10 @@ function check(config: TempoSessionConfig) {
   const operator = config.operator === undefined ? undefined : v.is(AddressSchema, config.operator) ? (config.operator.toLowerCase() as Address) : fail('operator must be an address')
   const signer = account!.address.toLowerCase()
   if (signer !== config.recipient.toLowerCase() && signer !== operator) fail('privateKey must be the key of the recipient (or of the operator)')
+  const protocol = config.sessionProtocol ?? 'v2'
+  if (protocol !== 'v1' && protocol !== 'v2') fail('sessionProtocol must be "v1" or "v2"')
+  // A v1 escrow is a contract deployment: there is no address to assume.
+  if (protocol === 'v1' && config.escrow === undefined) fail('escrow (the v1 stream channel contract) is required with sessionProtocol "v1"')
   const escrow = (config.escrow ?? tip20ChannelReserve).toLowerCase() as Address
   if (!v.is(AddressSchema, escrow)) fail('escrow must be an address')
   const rpcUrl = config.rpcUrl ?? defaultRpcUrl(config.chainId)
@@ -234,7 +258,9 @@ function check(config: TempoSessionConfig) {
       fail('feePayer.privateKey is not a valid private key')
     }
   }
+  if (protocol === 'v1' && operator) fail('operator is a v2 setting: a v1 channel has no operator')
   return {
+    protocol,
     account: account!,
     operator,
     escrow,

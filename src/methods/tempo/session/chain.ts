@@ -3,11 +3,12 @@
  * escrow, and the payee's own `settle` and `close` transactions (draft-tempo-session-00, "Settlement
  * Procedure", "Server-Initiated Operations"). RPC faults become PaymentUnavailableError (503 + Retry-After).
  */
-import { type Address, type Hex, BaseError, createClient, decodeErrorResult, decodeFunctionResult, encodeFunctionData, http, keccak256 } from 'viem'
+import { type Abi, type Address, type Hex, BaseError, createClient, decodeErrorResult, decodeFunctionResult, encodeFunctionData, http, keccak256 } from 'viem'
 import type { LocalAccount } from 'viem/accounts'
 import { prepareTransactionRequest, signTransaction } from 'viem/actions'
 import {
   AmountExceedsDepositError,
+  ChannelFinalizedError,
   ChannelNotFoundError,
   InvalidSignatureError,
   PaymentUnavailableError,
@@ -57,7 +58,7 @@ export type SessionChainOptions = RpcOptions & {
 }
 
 /** A revert's escrow error name, when the node reports its data. */
-function revertReason(error: unknown): string {
+function revertReason(error: unknown, abi: Abi): string {
   if (!(error instanceof BaseError)) return 'unknown'
   let data: Hex | undefined
   error.walk((e) => {
@@ -68,7 +69,7 @@ function revertReason(error: unknown): string {
   })
   if (!data) return 'unknown'
   try {
-    return decodeErrorResult({ abi: escrowAbi, data }).errorName
+    return decodeErrorResult({ abi, data }).errorName
   } catch {
     return 'unknown'
   }
@@ -78,18 +79,19 @@ function revertReason(error: unknown): string {
 function refusal(action: string, reason: string, cause: unknown): Error {
   const detail = `the escrow refused ${action}: ${reason}`
   if (reason === 'ChannelNotFound') return new ChannelNotFoundError({ detail, cause })
+  if (reason === 'ChannelFinalized') return new ChannelFinalizedError({ detail, cause })
   if (reason === 'InvalidSignature') return new InvalidSignatureError({ detail, cause })
   if (reason === 'AmountExceedsDeposit') return new AmountExceedsDepositError({ detail, cause })
   return new EscrowRevertError({ reason, detail, cause })
 }
 
 /**
- * Builds the session chain client for one escrow on one chain.
+ * What the v1 and v2 chain clients share: eth_call to the escrow (reverts decoded with `abi` into session
+ * errors), and the payee's own escrow transactions, simulated first.
  * @example
- * const chain = sessionChain({ url: env.TEMPO_RPC_URL, chainId: 42431, escrow: tip20ChannelReserve })
- * const state = await chain.requireChannel(descriptor)
+ * const { node, call, send } = escrowTransport(options, streamChannelAbi)
  */
-export function sessionChain(options: SessionChainOptions) {
+export function escrowTransport(options: SessionChainOptions, abi: Abi) {
   const node = rpc(options)
   const { client } = node
   // Building the payee's transactions needs viem's Tempo chain (its 0x76 formatters and fee filling); reads do not.
@@ -97,21 +99,14 @@ export function sessionChain(options: SessionChainOptions) {
     chain: chainFor(options.chainId, options.url),
     transport: http(options.url, { timeout: options.timeoutMs ?? 10_000, retryCount: 0, ...(options.fetch ? { fetchFn: options.fetch } : {}) }),
   })
-  const scope = (d: Descriptor) => ({ escrow: options.escrow, channelId: channelId(d, options) })
 
   async function call(what: string, from: Address | undefined, data: Hex): Promise<Hex> {
     try {
       return (await client.request({ method: 'eth_call', params: [{ ...(from ? { from } : {}), to: options.escrow, data }, 'latest'] } as never)) as Hex
     } catch (error) {
       if (isTransient(error)) throw new PaymentUnavailableError({ detail: `the Tempo RPC endpoint is unavailable (${what})`, cause: error })
-      throw refusal(what, revertReason(error), error)
+      throw refusal(what, revertReason(error, abi), error)
     }
-  }
-
-  async function getChannel(d: Descriptor): Promise<ChannelState> {
-    const data = encodeFunctionData({ abi: escrowAbi, functionName: 'getChannel', args: [descriptorTuple(d)] })
-    const result = decodeFunctionResult({ abi: escrowAbi, functionName: 'getChannel', data: await call('getChannel', undefined, data) })
-    return { deposit: result.state.deposit, settled: result.state.settled, closeRequestedAt: result.state.closeRequestedAt }
   }
 
   /** Simulates, signs (expiring nonce), broadcasts and waits for one escrow call from `account`. */
@@ -138,7 +133,7 @@ export function sessionChain(options: SessionChainOptions) {
       serialized = (await signTransaction(signer, prepared as never)) as Hex
     } catch (error) {
       if (isTransient(error)) throw new PaymentUnavailableError({ detail: `the Tempo RPC endpoint is unavailable (${action})`, cause: error })
-      throw refusal(action, revertReason(error), error)
+      throw refusal(action, revertReason(error, abi), error)
     }
     const hash = keccak256(serialized)
     await node.broadcast(serialized, hash)
@@ -147,6 +142,25 @@ export function sessionChain(options: SessionChainOptions) {
       throw new EscrowRevertError({ reason: 'unknown', detail: `the ${action} transaction ${hash} reverted` })
     }
     return receipt
+  }
+
+  return { node, call, send }
+}
+
+/**
+ * Builds the session chain client for one escrow on one chain.
+ * @example
+ * const chain = sessionChain({ url: env.TEMPO_RPC_URL, chainId: 42431, escrow: tip20ChannelReserve })
+ * const state = await chain.requireChannel(descriptor)
+ */
+export function sessionChain(options: SessionChainOptions) {
+  const { node, call, send } = escrowTransport(options, escrowAbi)
+  const scope = (d: Descriptor) => ({ escrow: options.escrow, channelId: channelId(d, options) })
+
+  async function getChannel(d: Descriptor): Promise<ChannelState> {
+    const data = encodeFunctionData({ abi: escrowAbi, functionName: 'getChannel', args: [descriptorTuple(d)] })
+    const result = decodeFunctionResult({ abi: escrowAbi, functionName: 'getChannel', data: await call('getChannel', undefined, data) })
+    return { deposit: result.state.deposit, settled: result.state.settled, closeRequestedAt: result.state.closeRequestedAt }
   }
 
   const checkAmounts = (action: string, amounts: bigint[]) => {

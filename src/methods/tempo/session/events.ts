@@ -1,17 +1,18 @@
 /**
- * @module Reads the channel reserve's events from a transaction receipt: exactly one event of the expected
- * kind, emitted by the escrow, for the expected channel (draft-tempo-session-00, "Open Verification": the
+ * @module Reads the escrow's events (the channel reserve's, or a v1 stream channel's) from a transaction receipt:
+ * exactly one event of the expected kind, emitted by the escrow, for the expected channel (draft-tempo-session-00, "Open Verification": the
  * emitted open receipt; "Cooperative Close").
  */
 import { type Address, type Hex, decodeEventLog } from 'viem'
 import { VerificationFailedError } from '../../../core/Errors.js'
 import type { ReceiptLike } from '../receipt.js'
 import { escrowAbi } from './abi.js'
+import { streamChannelAbi } from './v1.js'
 
 type EventName = 'ChannelOpened' | 'TopUp' | 'Settled' | 'ChannelClosed' | 'CloseRequested'
 
-/** Where the event must come from. */
-export type EventScope = { escrow: Address; channelId: Hex }
+/** Where the event must come from; `protocol` (default `v2`) picks the escrow's event types. */
+export type EventScope = { escrow: Address; channelId: Hex; protocol?: 'v1' | 'v2' | undefined }
 
 function single(receipt: ReceiptLike, name: EventName, at: EventScope): Record<string, unknown> {
   if (receipt.status !== 'success' && receipt.status !== '0x1') {
@@ -21,7 +22,7 @@ function single(receipt: ReceiptLike, name: EventName, at: EventScope): Record<s
   for (const log of receipt.logs) {
     if (log.address.toLowerCase() !== at.escrow.toLowerCase()) continue
     try {
-      const event = decodeEventLog({ abi: escrowAbi, topics: log.topics as [Hex, ...Hex[]], data: log.data as Hex, strict: true })
+      const event = decodeEventLog({ abi: at.protocol === 'v1' ? streamChannelAbi : escrowAbi, topics: log.topics as [Hex, ...Hex[]], data: log.data as Hex, strict: true })
       const args = event.args as Record<string, unknown> & { channelId: Hex }
       if (event.eventName === name && args.channelId.toLowerCase() === at.channelId.toLowerCase()) found.push(args)
     } catch {

@@ -36,8 +36,13 @@ const refuse = (detail: string): never => {
 
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
 
-/** The envelope-level checks open and topUp share; returns the one call's calldata. */
-function singleEscrowCall(decoded: Decoded, check: FundingCheck, action: string): Hex {
+/**
+ * The envelope-level checks every funding transaction shares (chain, `validBefore` within the challenge, the
+ * fee-payer shape); answers its calls, unchecked.
+ * @example
+ * const calls = fundingCalls(decoded, check, 'open')
+ */
+export function fundingCalls(decoded: Decoded, check: FundingCheck, action: string): Decoded['envelope']['calls'] {
   const { envelope } = decoded
   if (envelope.chainId !== check.chainId) refuse(`the ${action} transaction is for chain ${envelope.chainId}, the challenge asks for chain ${check.chainId}`)
   if (envelope.validBefore === undefined) refuse(`the ${action} transaction must set validBefore`)
@@ -50,6 +55,13 @@ function singleEscrowCall(decoded: Decoded, check: FundingCheck, action: string)
   } else if (sponsorable || decoded.format === TxEnvelopeTempo.feePayerMagic) {
     refuse(`the ${action} transaction asks for a fee payer, and this challenge offers none`)
   }
+  return envelope.calls
+}
+
+/** The envelope-level checks open and topUp share; returns the one call's calldata. */
+function singleEscrowCall(decoded: Decoded, check: FundingCheck, action: string): Hex {
+  const { envelope } = decoded
+  fundingCalls(decoded, check, action)
   if (envelope.calls.length !== 1) refuse(`the ${action} transaction must contain exactly one call (it has ${envelope.calls.length})`)
   const call = envelope.calls[0]!
   if (!call.to || !same(call.to, check.escrow)) refuse(`the ${action} transaction does not call the escrow`)

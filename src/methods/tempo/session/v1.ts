@@ -5,6 +5,13 @@
  */
 import { type Address, type Hex, encodeAbiParameters, keccak256 } from 'viem'
 
+/**
+ * The largest v1 channel amount (`uint128`).
+ * @example
+ * if (deposit > maxUint128) throw new VerificationFailedError()
+ */
+export const maxUint128 = 2n ** 128n - 1n
+
 /** A v1 channel's identifying fields (its id also binds the escrow and the chain). */
 export type ChannelV1 = { payer: Address; payee: Address; token: Address; salt: Hex; authorizedSigner: Address }
 
