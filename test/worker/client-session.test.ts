@@ -41,16 +41,21 @@ async function events(response: Response) {
     .map((block) => ({ event: /^event: (.*)$/m.exec(block)?.[1] ?? 'message', data: [...block.matchAll(/^data: (.*)$/gm)].map((m) => m[1]).join('\n') }))
 }
 
+/** The payment middleware of a seller paid by sessions on the local session chain (a funded payee). */
+async function seller() {
+  const payee = await funded(1_000_000n)
+  return payment<Env>({
+    realm: 'api.example.com',
+    secret: 'client-session-secret-0123456789abcdefghij',
+    methods: [ledger().method],
+    store: (c) => replayStore(c.env.REPLAY_GUARD),
+    session: { method: tempoSession({ chainId, recipient: payee.account.address, privateKey: payee.key, rpcUrl: url, pollIntervalMs: 100 }), channels: (c) => channelStore(c.env.CHANNEL_STATE, c.env.PAYER_CHANNELS) },
+  })
+}
+
 describe('tempoSessionWallet', () => {
   it('behavior: pays pay.session: opens within the deposit limit, one voucher per request, follows a stream (topping up), and closes', { timeout: 60_000 }, async () => {
-    const payee = await funded(1_000_000n)
-    const pay = payment<Env>({
-      realm: 'api.example.com',
-      secret: 'client-session-secret-0123456789abcdefghij',
-      methods: [ledger().method],
-      store: (c) => replayStore(c.env.REPLAY_GUARD),
-      session: { method: tempoSession({ chainId, recipient: payee.account.address, privateKey: payee.key, rpcUrl: url, pollIntervalMs: 100 }), channels: (c) => channelStore(c.env.CHANNEL_STATE, c.env.PAYER_CHANNELS) },
-    })
+    const pay = await seller()
     let runs = 0
     const app = new Hono<Env>()
     app.on(['GET', 'POST', 'HEAD'], '/report', pay.session({ amount: '0.01', unitType: 'request' }), (c) => {
@@ -100,14 +105,7 @@ describe('tempoSessionWallet', () => {
   })
 
   it('behavior: a wallet made from saved channels (JSON, as onChannel reported them) resumes the channel without a second open', { timeout: 60_000 }, async () => {
-    const payee = await funded(1_000_000n)
-    const pay = payment<Env>({
-      realm: 'api.example.com',
-      secret: 'client-session-secret-0123456789abcdefghij',
-      methods: [ledger().method],
-      store: (c) => replayStore(c.env.REPLAY_GUARD),
-      session: { method: tempoSession({ chainId, recipient: payee.account.address, privateKey: payee.key, rpcUrl: url, pollIntervalMs: 100 }), channels: (c) => channelStore(c.env.CHANNEL_STATE, c.env.PAYER_CHANNELS) },
-    })
+    const pay = await seller()
     const app = new Hono<Env>()
     app.on(['GET', 'POST', 'HEAD'], '/report', pay.session({ amount: '0.01', unitType: 'request' }), (c) => c.json({ report: 'ok' }))
     const actions: string[] = []

@@ -220,7 +220,8 @@ describe('invariant 2: a payment that was made is honoured', { timeout: 60_000 }
 })
 
 describe('invariant 1 and 2 at expiry (Stripe)', { timeout: 60_000 }, () => {
-  it('invariant 2 (Stripe): a PaymentIntent whose create answer was lost is found by its challenge after expiry and served, without creating another', async () => {
+  /** A Stripe payment whose create answer is lost (the attempt times out with 503) while Stripe goes on to create it. */
+  async function lostCreate(outcome: 'slow' | 'slow_unindexed') {
     const method = stripe({ secretKey: testSecretKey, networkId: 'profile_test_seller', apiBase: env.TEST_STRIPE_API_URL, timeoutMs: 300 })
     const server = Server.create({ realm, secret, methods: [method] })
     const offers = await Server.chargeOffers(server, { amount: '5.00' })
@@ -228,14 +229,19 @@ describe('invariant 1 and 2 at expiry (Stripe)', { timeout: 60_000 }, () => {
     const url = `https://${realm}/report`
     const unpaid = await Server.handle(server, new Request(url), offers, { store })
     const challenge = Challenge.fromResponse((unpaid as { response: Response }).response)[0]!
-    const token = spt('slow')
+    const token = spt(outcome)
     const authorization = Credential.serialize({ challenge, payload: { spt: token } })
     const attempt = (now?: Date) => Server.handle(server, new Request(url, { headers: { authorization } }), offers, { store, now })
     const lost = await attempt()
     expect(lost.type === 'response' && lost.response.status).toBe(503)
     await stripeRequests({ token }) // Stripe finished creating it
+    const afterExpiry = (ms: number) => new Date(Date.parse(challenge.expires!) + ms)
+    return { token, attempt, afterExpiry }
+  }
 
-    const late = await attempt(new Date(Date.parse(challenge.expires!) + 60_000))
+  it('invariant 2 (Stripe): a PaymentIntent whose create answer was lost is found by its challenge after expiry and served, without creating another', async () => {
+    const { token, attempt, afterExpiry } = await lostCreate('slow')
+    const late = await attempt(afterExpiry(60_000))
     expect(late.type).toBe('paid')
     if (late.type === 'paid') await late.deliver()
     const seen = await stripeRequests({ token })
@@ -245,32 +251,18 @@ describe('invariant 1 and 2 at expiry (Stripe)', { timeout: 60_000 }, () => {
   })
 
   it('invariant 2 (Stripe): when search has not indexed the lost PaymentIntent yet, the retry repeats the create under the same key and Stripe replays it', async () => {
-    const method = stripe({ secretKey: testSecretKey, networkId: 'profile_test_seller', apiBase: env.TEST_STRIPE_API_URL, timeoutMs: 300 })
-    const server = Server.create({ realm, secret, methods: [method] })
-    const offers = await Server.chargeOffers(server, { amount: '5.00' })
-    const store = replayStore(env.REPLAY_GUARD)
-    const url = `https://${realm}/report`
-    const unpaid = await Server.handle(server, new Request(url), offers, { store })
-    const challenge = Challenge.fromResponse((unpaid as { response: Response }).response)[0]!
-    const token = spt('slow_unindexed')
-    const authorization = Credential.serialize({ challenge, payload: { spt: token } })
-    const attempt = (now?: Date) => Server.handle(server, new Request(url, { headers: { authorization } }), offers, { store, now })
-    const lost = await attempt()
-    expect(lost.type === 'response' && lost.response.status).toBe(503)
-    await stripeRequests({ token }) // Stripe finished creating it
-
-    const late = await attempt(new Date(Date.parse(challenge.expires!) + 60_000))
+    const { token, attempt, afterExpiry } = await lostCreate('slow_unindexed')
+    const late = await attempt(afterExpiry(60_000))
     expect(late.type).toBe('paid')
     if (late.type === 'paid') await late.deliver()
-    const seen = await stripeRequests({ token })
-    const creates = seen.filter((r) => r.method === 'POST')
+    const creates = (await stripeRequests({ token })).filter((r) => r.method === 'POST')
     expect(creates).toHaveLength(2)
     expect(new Set(creates.map((r) => r.idempotencyKey)).size).toBe(1)
     expect(creates[1]!.replayed).toBe(true)
     expect(creates[1]!.paymentIntent).toBe(creates[0]!.paymentIntent)
     expect(late.type === 'paid' && late.settlement.reference).toBe(creates[0]!.paymentIntent)
     // The same credential again, now delivered: refused, and no third create.
-    const again = await attempt(new Date(Date.parse(challenge.expires!) + 61_000))
+    const again = await attempt(afterExpiry(61_000))
     expect(again.type === 'response' && again.response.status).not.toBe(200)
     expect((await stripeRequests({ token })).filter((r) => r.method === 'POST')).toHaveLength(2)
   })

@@ -114,8 +114,15 @@ export async function startSessionChain(options: SessionChainOptions): Promise<S
     try {
       await call(anvil, 'anvil_setNextBlockBaseFeePerGas', ['0x0'])
       const hash = await call<Hex>(anvil, 'eth_sendTransaction', [{ from: payer, to: token, data, gas: '0x2dc6c0', maxFeePerGas: '0x0', maxPriorityFeePerGas: '0x0' }])
-      const receipt = await call<{ status: Hex } | null>(anvil, 'eth_getTransactionReceipt', [hash])
-      if (receipt?.status !== '0x1') throw new Error(`the shim's approve for ${payer} was not mined`)
+      let receipt = await call<{ status: Hex } | null>(anvil, 'eth_getTransactionReceipt', [hash])
+      // Another peer's transaction can take the zero-fee block first (only escrow calls pass through this queue):
+      // the approve then waits in the pool for a block whose base fee is zero again.
+      for (let tries = 0; receipt === null && tries < 5; tries++) {
+        await call(anvil, 'anvil_setNextBlockBaseFeePerGas', ['0x0'])
+        await call(anvil, 'evm_mine')
+        receipt = await call<{ status: Hex } | null>(anvil, 'eth_getTransactionReceipt', [hash])
+      }
+      if (receipt?.status !== '0x1') throw new Error(`the shim's approve for ${payer} ${receipt ? 'reverted' : 'was not mined'}`)
     } finally {
       await call(anvil, 'anvil_setNextBlockBaseFeePerGas', [head.baseFeePerGas])
       await call(anvil, 'anvil_stopImpersonatingAccount', [payer])
