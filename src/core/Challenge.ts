@@ -178,6 +178,48 @@ export function serialize(challenge: Challenge | Echoed): string {
   }
 }
 
+/** The parameters a run of challenges shares (one offer's), for `formatter`. */
+export type FixedParams = Pick<Challenge, 'realm' | 'method' | 'intent' | 'description' | 'header'> & { request: string }
+
+/** The parameters each challenge of a run has of its own, for `formatter`. */
+export type OwnParams = Pick<Challenge, 'id' | 'expires' | 'digest' | 'opaque'>
+
+/**
+ * A formatter for many challenges sharing their fixed parameters (one offer's realm, method, intent, request,
+ * description and header): those are checked and quoted once, each call adds a challenge's own. The output is
+ * `serialize`'s for the same challenge.
+ * @example
+ * const format = Challenge.formatter({ realm, method: 'tempo', intent: 'charge', request: wire })
+ * headers.append('www-authenticate', format({ id, expires, opaque }))
+ */
+export function formatter(fixed: FixedParams): (own: OwnParams) => string {
+  const realm = quoteParam(fixed.realm)
+  const middle = `, method=${quoteParam(fixed.method)}, intent=${quoteParam(fixed.intent)}, request=${quoteParam(fixed.request)}`
+  const tail = `${fixed.description !== undefined ? `, description=${quoteParam(fixed.description)}` : ''}${isDefaultHeader(fixed.header) ? '' : `, header=${quoteParam(fixed.header!)}`}`
+  if (!methodId.test(fixed.method)) throw new ChallengeFormatError('method must be lowercase a-z')
+  if (!intentId.test(fixed.intent)) throw new ChallengeFormatError('intent must be a token')
+  if (!isCredentialHeader(fixed.header)) throw new ChallengeFormatError('header must be Payment-Authorization')
+  return (own) => {
+    if (!own.id) throw new ChallengeFormatError('id must not be empty')
+    return `Payment id=${quoteOwn(own.id)}, realm=${realm}${middle}${own.expires !== undefined ? `, expires=${quoteOwn(own.expires)}` : ''}${
+      own.digest !== undefined ? `, digest=${quoteOwn(own.digest)}` : ''
+    }${tail}${own.opaque !== undefined ? `, opaque=${quoteOwn(own.opaque)}` : ''}`
+  }
+}
+
+// An id, expiry, digest or opaque value is base64url, an RFC 3339 time or a digest: nothing to escape, usually.
+const plainValue = /^[A-Za-z0-9_\-.:+=]*$/
+const quoteOwn = (value: string) => (plainValue.test(value) ? `"${value}"` : quoteParam(value))
+
+function quoteParam(value: string): string {
+  try {
+    return quote(value)
+  } catch (error) {
+    if (error instanceof AuthParamsError) throw new ChallengeFormatError(error.message, { cause: error })
+    throw error
+  }
+}
+
 /**
  * Parses every `Payment` challenge in a `WWW-Authenticate` value (several may share one value).
  * @example

@@ -88,9 +88,9 @@ function decodeId(id: string): Uint8Array<ArrayBuffer> {
 }
 
 function key(secret: string): Promise<CryptoKey> {
-  assertSecret(secret)
   let cached = keys.get(secret)
   if (!cached) {
+    assertSecret(secret)
     cached = crypto.subtle.importKey('raw', utf8.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])
     // Few secrets exist per isolate (current plus rotations); keep their imported keys.
     if (keys.size > 16) keys.clear()

@@ -35,6 +35,15 @@ export const Schema = v.object({
  */
 export class CredentialParseError extends Error {
   override readonly name: string = 'CredentialParseError'
+
+  constructor(message: string, options?: ErrorOptions) {
+    // Garbage credentials are what bots send: a parse error is an answer (a 402), and capturing a stack trace was
+    // most of what refusing one cost.
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    super(message, options)
+    Error.stackTraceLimit = limit
+  }
 }
 
 /**

@@ -298,16 +298,16 @@ export async function handle(
 
 type Context = { server: Server; request: Request; offers: readonly Offer[]; route: string; now: Date; header: Challenge.CredentialHeader }
 
-// The answer to every unpaid request is the same error: built once, not per request (an Error captures a stack).
+// The answer to every unpaid request is the same error: built once, not per request (building an Error costs
+// microseconds even without its stack). So is the refusal of every forged or altered challenge.
 const paymentRequired = new PaymentRequiredError({ detail: 'Payment is required.' })
+const notIssued = new InvalidChallengeError({ detail: 'the challenge was not issued by this server' })
 
 async function verify(context: Context, credential: Credential.Credential, store: ReplayStore): Promise<Paid> {
   const { server, request, now, route } = context
   const echoed = credential.challenge
   // Core spec, "Challenge Binding": the id must be the one we bound to these parameters.
-  if (echoed.realm !== server.realm || !(await Challenge.verifyBinding(echoed, server.secrets))) {
-    throw new InvalidChallengeError({ detail: 'the challenge was not issued by this server' })
-  }
+  if (echoed.realm !== server.realm || !(await Challenge.verifyBinding(echoed, server.secrets))) throw notIssued
   // The header is bound into the id: a credential is only good in the header its challenge named.
   if (Challenge.credentialHeader(echoed) !== context.header) {
     throw new InvalidChallengeError({ detail: `the challenge was issued for credentials in ${Challenge.credentialHeader(echoed)}` })
@@ -534,7 +534,7 @@ async function bind(
   now: Date,
   route: string,
   credentialHeader: Challenge.CredentialHeader,
-): Promise<{ challenge: Challenge.Challenge; wire: string }[]> {
+): Promise<{ challenge: Challenge.Challenge; format: (own: Challenge.OwnParams) => string }[]> {
   // The default header stays implicit; `Payment-Authorization` is named and bound (an extra HMAC slot).
   const header = credentialHeader === 'Authorization' ? undefined : credentialHeader
   const expires = new Date(Math.floor(now.getTime() / 1000) * 1000 + server.ttlSeconds * 1000).toISOString().replace('.000Z', 'Z')
@@ -550,7 +550,7 @@ async function bind(
       const id = await ChallengeId.compute(server.secrets[0]!, slots)
       const challenge: Challenge.Challenge = { ...slots, id, request: offer.request, description: offer.description }
       for (const key of ['digest', 'description', 'header'] as const) if (challenge[key] === undefined) delete challenge[key]
-      return { challenge, wire }
+      return { challenge, format: formatterOf(server, offer, header) }
     }),
   )
 }
@@ -577,12 +577,25 @@ function wireOf(offer: Offer): string {
   return wire
 }
 
+// The challenge formatter of an offer: its fixed parameters (realm, method, intent, request, description, header)
+// quoted once, as its wire request is encoded once.
+const formatters = new WeakMap<object, { realm: string; header: string | undefined; format: (own: Challenge.OwnParams) => string }>()
+function formatterOf(server: Server, offer: Offer, header: string | undefined): (own: Challenge.OwnParams) => string {
+  let found = formatters.get(offer)
+  if (found === undefined || found.realm !== server.realm || found.header !== header) {
+    const format = Challenge.formatter({ realm: server.realm, method: offer.method.name, intent: offer.intent, request: wireOf(offer), description: offer.description, header })
+    found = { realm: server.realm, header, format }
+    formatters.set(offer, found)
+  }
+  return found.format
+}
+
 async function challengeResponse(context: Context, error: PaymentError): Promise<Response> {
   const list = await bind(context.server, context.request, context.offers, context.now, context.route, context.header)
   const headers = new Headers({ 'content-type': 'application/problem+json', 'cache-control': 'no-store' })
-  for (const { challenge, wire } of list) {
+  for (const { challenge, format } of list) {
     context.server.emit({ type: 'challenge', route: context.route, method: challenge.method, challengeId: challenge.id })
-    headers.append('www-authenticate', Challenge.serialize({ ...challenge, request: wire }))
+    headers.append('www-authenticate', format(challenge))
   }
   if (error.retryAfter !== undefined) headers.set('retry-after', String(error.retryAfter))
   return new Response(JSON.stringify(error.toProblem({ challengeId: list[0]?.challenge.id })), { status: error.status, headers })

@@ -260,6 +260,19 @@ describe('fuzz: formatting', () => {
     )
   })
 
+  it('behavior: a formatter of fixed parameters writes what serialize writes, or refuses what it refuses', () => {
+    const wire = fc.oneof(text, fc.stringMatching(/^[A-Za-z0-9_-]{0,40}$/))
+    fc.assert(
+      fc.property(anyChallenge, wire, (challenge, request) => {
+        const whole = { ...challenge, request } as Challenge.Echoed
+        const expected = onlyTyped(() => Challenge.serialize(whole), Challenge.ChallengeFormatError)
+        const formatted = onlyTyped(() => Challenge.formatter(whole)(whole), Challenge.ChallengeFormatError)
+        expect(formatted).toBe(expected)
+      }),
+      { numRuns: 500 },
+    )
+  })
+
   it('behavior: CRLF anywhere in a challenge parameter is a format error', () => {
     const withBreak = fc.tuple(fc.string({ maxLength: 10 }), fc.constantFrom('\r\n', '\n', '\r'), fc.string({ maxLength: 10 })).map((parts) => parts.join(''))
     fc.assert(

@@ -96,7 +96,7 @@ describe('tempoWallet paying the tempo method', { timeout: 60_000 }, () => {
       expect(String(envelope.feeToken).toLowerCase()).toBe(pathUsd)
       const [effect, ...rest] = callEffects(envelope.calls)
       expect(rest).toEqual([])
-      expect(effect).toMatchObject({ to: seller.recipient, amount: 250_000n })
+      expect(effect).toMatchObject({ to: seller.recipient.toLowerCase(), amount: 250_000n })
       expect(isBoundMemo(effect!.memo!, { realm, challengeId: challenge.id })).toBe(true)
     })
   }
@@ -113,8 +113,8 @@ describe('tempoWallet paying the tempo method', { timeout: 60_000 }, () => {
     expect(await balanceOf(client, platform)).toBe(50_000n)
     const effects = callEffects(decodeTransaction(seller.credentials[0]!.payload.signature as string).envelope.calls)
     expect(effects.map((e) => [e.to, e.amount, e.memo])).toEqual([
-      [seller.recipient, 200_000n, memo],
-      [platform, 50_000n, splitMemo],
+      [seller.recipient.toLowerCase(), 200_000n, memo],
+      [platform.toLowerCase(), 50_000n, splitMemo],
     ])
   })
 

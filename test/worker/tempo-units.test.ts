@@ -1,9 +1,9 @@
-import { HttpRequestError, InternalRpcError, RpcRequestError, TimeoutError, encodeAbiParameters, encodeEventTopics, encodeFunctionData, maxUint256, type Hex } from 'viem'
+import { HttpRequestError, InternalRpcError, RpcRequestError, TimeoutError, decodeFunctionData, encodeAbiParameters, encodeEventTopics, encodeFunctionData, keccak256, maxUint256, type Hex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { Abis } from 'viem/tempo'
 import * as v from 'valibot'
 import { SignatureEnvelope, TxEnvelopeTempo } from 'ox/tempo'
-import { Secp256k1 } from 'ox'
+import { Address, P256, Secp256k1 } from 'ox'
 import { describe, expect, it } from 'vitest'
 import { PaymentInsufficientError, VerificationFailedError } from '../../src/core/Errors.js'
 import { ConfigError } from '../../src/core/Server.js'
@@ -12,10 +12,11 @@ import { checkSponsorPolicy, cosign, defaultPolicy, inFlight, localSenders, maxF
 import { tempo } from '../../src/methods/tempo/method.js'
 import { attributionMemo, isBoundMemo } from '../../src/methods/tempo/memo.js'
 import { typedData, verifyProof } from '../../src/methods/tempo/proof.js'
+import * as Receipt from '../../src/methods/tempo/receipt.js'
 import { checkReceipt, receiptEffects } from '../../src/methods/tempo/receipt.js'
-import { isTransient } from '../../src/methods/tempo/rpc.js'
+import { isTransient, rpc } from '../../src/methods/tempo/rpc.js'
 import { Payload, Request } from '../../src/methods/tempo/schema.js'
-import { checkTransaction, decodeTransaction } from '../../src/methods/tempo/transaction.js'
+import { callEffects, checkTransaction, decodeEnvelope, decodeTransaction, finalTransaction } from '../../src/methods/tempo/transaction.js'
 
 const pathUsd = '0x20c0000000000000000000000000000000000000' as const
 const recipient = '0x742d35Cc6634c0532925a3b844bC9e7595F8fE00' as const
@@ -223,6 +224,61 @@ describe('transaction checks', () => {
   it('error: something that is not a signed Tempo transaction is refused', () => {
     expect(() => decodeTransaction('0x02f8')).toThrow(/type 0x76/)
     expect(() => decodeTransaction('0x76c0')).toThrow(/decoded/)
+    expect(() => decodeEnvelope('0x76c0')).toThrow(/decoded/)
+  })
+  it('behavior: the envelope decoded without its sender is the one the payer signed, and broadcasts as the same transaction', () => {
+    const tx = signed({ calls: [pay()], feeToken: pathUsd })
+    const withSender = decodeTransaction(tx.serialized)
+    const { envelope } = decodeEnvelope(tx.serialized)
+    expect(envelope.from).toBeUndefined()
+    expect(envelope.signature).toEqual(withSender.envelope.signature)
+    expect({ ...envelope, from: withSender.sender }).toEqual(withSender.envelope)
+    expect(withSender.envelope).toEqual(TxEnvelopeTempo.deserialize(tx.serialized))
+    expect(finalTransaction(envelope)).toEqual({ serialized: tx.serialized, hash: keccak256(tx.serialized) })
+    expect(() => checkTransaction({ envelope, format: '0x76' }, checks())).not.toThrow()
+  })
+  it('behavior: transfer calls are decoded as viem decodes them; inexact encodings pay nobody', () => {
+    const calls = [pay(7n), pay(9n, null, platform)]
+    expect(callEffects(calls)).toEqual(
+      calls.map(({ to, data }) => {
+        const { args } = decodeFunctionData({ abi: Abis.tip20, data })
+        return { token: to, to: (args[0] as string).toLowerCase(), amount: args[1], ...(args[2] ? { memo: args[2] } : {}) }
+      }),
+    )
+    const memoCall = pay(7n)
+    for (const data of [`${memoCall.data}00`, memoCall.data.slice(0, -64), `${memoCall.data.slice(0, 10)}01${memoCall.data.slice(12)}`, `0x95777d58${memoCall.data.slice(10)}`]) {
+      expect(callEffects([{ ...memoCall, data: data as Hex }])).toEqual([])
+    }
+    expect(callEffects([{ ...memoCall, data: memoCall.data.toUpperCase().replace('0X', '0x') as Hex }])).toHaveLength(1)
+  })
+  it('behavior: a P256 sender signature (130 bytes) decodes as ox decodes it, its sender taken from its key', () => {
+    const key = P256.randomPrivateKey()
+    const envelope = TxEnvelopeTempo.from({ chainId: 42431, calls: [pay()], gas: 200_000n, maxFeePerGas: 1n, nonceKey: maxUint256, nonce: 0n, validBefore: Math.floor(now.getTime() / 1000) + 25, feeToken: pathUsd })
+    const signature = SignatureEnvelope.from({ signature: P256.sign({ payload: TxEnvelopeTempo.getSignPayload(envelope), privateKey: key }), publicKey: P256.getPublicKey({ privateKey: key }), prehash: false })
+    const serialized = TxEnvelopeTempo.serialize(envelope, { signature })
+    const decoded = decodeTransaction(serialized)
+    expect(decoded.envelope).toEqual(TxEnvelopeTempo.deserialize(serialized))
+    expect(decoded.sender.toLowerCase()).toBe(Address.fromPublicKey(P256.getPublicKey({ privateKey: key })).toLowerCase())
+    expect(finalTransaction(decodeEnvelope(serialized).envelope).serialized).toBe(serialized)
+  })
+  it('error: a sender named in the envelope must be its signer, in a 0x78 hand-off and in a 0x76 alike', () => {
+    const tx = signed({ calls: [pay()], sponsored: true })
+    const unsigned = TxEnvelopeTempo.deserialize(tx.serialized)
+    const other = privateKeyToAccount(generatePrivateKey()).address
+    const body = { ...unsigned, from: undefined }
+    const handoff = TxEnvelopeTempo.serialize(body, { signature: unsigned.signature!, sender: other, format: 'feePayer' })
+    // ox's types name a sender only for the hand-off format; a crafted 0x76 can carry one all the same.
+    const plain = TxEnvelopeTempo.serialize(body, { signature: unsigned.signature!, sender: other } as never)
+    expect([handoff.slice(0, 4), plain.slice(0, 4)]).toEqual(['0x78', '0x76'])
+    for (const serialized of [handoff, plain]) expect(() => decodeTransaction(serialized)).toThrow(/names a sender other than its signer/)
+    expect(decodeTransaction(tx.serialized).sender.toLowerCase()).toBe(tx.sender.toLowerCase())
+  })
+  it('error: a signature that recovers no key is refused where the sender is needed', () => {
+    const tx = signed({ calls: [pay()] })
+    const { envelope } = decodeEnvelope(tx.serialized)
+    const broken = TxEnvelopeTempo.serialize(envelope, { signature: SignatureEnvelope.from({ r: 0n, s: 0n, yParity: 0 }) })
+    expect(() => decodeTransaction(broken)).toThrow(/sender signature of the Tempo transaction is invalid/)
+    expect(decodeEnvelope(broken).envelope.signature).toBeDefined()
   })
 })
 
@@ -312,6 +368,23 @@ describe('receipt checks', () => {
     expect(effects[0]!.memo).toBe(bound)
     expect(transferTopic).toBe('0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef')
   })
+  it('behavior: logs are read with the TIP-20 event topics; a log with other topics, another amount size or a dirty address word pays nothing', () => {
+    expect([Receipt.transferTopic, Receipt.transferWithMemoTopic]).toEqual([transferTopic, encodeEventTopics({ abi: Abis.tip20, eventName: 'TransferWithMemo' })[0]])
+    const good = log('TransferWithMemo', recipient, 5n, bound)
+    expect(receiptEffects([good])).toEqual([{ token: pathUsd, to: recipient.toLowerCase(), amount: 5n, memo: bound }])
+    expect(receiptEffects([{ ...good, topics: good.topics.map((t) => t.toUpperCase().replace('0X', '0x')) }])).toHaveLength(1)
+    const dirty = `0x01${good.topics[2]!.slice(4)}`
+    for (const bad of [
+      { ...good, topics: good.topics.slice(0, 3) },
+      { ...good, topics: [...good.topics, bound] },
+      { ...good, topics: [good.topics[0]!, good.topics[1]!, dirty, good.topics[3]!] },
+      { ...good, data: `${good.data}00` },
+      { ...good, data: good.data.slice(0, -2) },
+      { ...good, topics: [`0x${'00'.repeat(32)}`, ...good.topics.slice(1)] },
+    ]) {
+      expect(receiptEffects([bad])).toEqual([])
+    }
+  })
   it('behavior: a paired bound transfer settles; the reference is the transaction hash', () => {
     const receipt = receiptOf([log('Transfer', recipient, 1_000_000n), log('TransferWithMemo', recipient, 1_000_000n, bound)])
     expect(checkReceipt(receipt, { terms: request, binding })).toEqual({ reference: receipt.transactionHash })
@@ -370,5 +443,61 @@ describe('rpc error classification', () => {
     expect(isTransient(new RpcRequestError({ body: {}, error: { code: -32000, message: 'nonce too low' }, url }))).toBe(false)
     expect(isTransient(new HttpRequestError({ url, status: 400 }))).toBe(false)
     expect(isTransient(new Error('other'))).toBe(false)
+  })
+})
+
+describe('rpc transport', () => {
+  // A node answering over `fetch` as configured: what the method makes of each kind of answer.
+  const nodeAnswering = (answer: (call: { method: string; id: number }, init: RequestInit) => Response | Promise<Response>, url = 'http://127.0.0.1:8545') => {
+    const seen: RequestInit[] = []
+    const node = rpc({
+      url,
+      chainId: 42431,
+      timeoutMs: 200,
+      fetch: (async (_input: RequestInfo | URL, init?: RequestInit) => {
+        seen.push(init!)
+        return answer(JSON.parse(String(init!.body)), init!)
+      }) as typeof fetch,
+    })
+    return { node, seen }
+  }
+  const json = (value: unknown, init: ResponseInit = {}) => new Response(JSON.stringify(value), { ...init, headers: { 'content-type': 'application/json' } })
+  const result = (call: { id: number }, value: unknown) => json({ jsonrpc: '2.0', id: call.id, result: value })
+
+  it('behavior: a result is read, with or without a declared length; the call is one JSON-RPC POST', async () => {
+    const { node, seen } = nodeAnswering((call) => result(call, { timestamp: '0x10' }))
+    expect(await node.blockTime('0x1')).toBe(16_000)
+    expect(seen[0]!.method).toBe('POST')
+    expect(JSON.parse(String(seen[0]!.body))).toMatchObject({ jsonrpc: '2.0', method: 'eth_getBlockByNumber', params: ['0x1', false] })
+    const text = JSON.stringify({ jsonrpc: '2.0', id: 0, result: { timestamp: '0x20' } })
+    const declared = nodeAnswering(() => new Response(text, { headers: { 'content-type': 'application/json', 'content-length': String(text.length) } }))
+    expect(await declared.node.blockTime('0x1')).toBe(32_000)
+  })
+  it('behavior: 5xx, overload codes, no answer and timeouts are a 503 with Retry-After; a refusal names the node message', async () => {
+    const transient = [
+      () => json({ error: 'down' }, { status: 503 }),
+      (call: { id: number }) => json({ jsonrpc: '2.0', id: call.id, error: { code: -32005, message: 'limit exceeded' } }),
+      () => Promise.reject(new TypeError('fetch failed')),
+      (_call: unknown, init: RequestInit) => new Promise<Response>((_resolve, reject) => init.signal!.addEventListener('abort', () => reject(init.signal!.reason))),
+    ]
+    for (const answer of transient) {
+      await expect(nodeAnswering(answer).node.blockTime('0x1')).rejects.toMatchObject({ status: 503, retryAfter: 2 })
+    }
+    const refusing = nodeAnswering((call) =>
+      call.method === 'eth_chainId'
+        ? result(call, '0xa5bf')
+        : call.method === 'eth_sendRawTransaction'
+          ? json({ jsonrpc: '2.0', id: call.id, error: { code: -32000, message: 'nonce too low' } })
+          : result(call, null),
+    )
+    await expect(refusing.node.broadcast('0x76', '0x01')).rejects.toThrow(/the network refused the transaction: nonce too low/)
+  })
+  it('error: refused RPC credentials are a configuration error; an oversized answer is refused; URL credentials become Basic auth', async () => {
+    await expect(nodeAnswering(() => new Response('no', { status: 401 })).node.blockTime('0x1')).rejects.toMatchObject({ status: 500, problem: 'configuration-error' })
+    const huge = nodeAnswering(() => new Response('{}', { headers: { 'content-length': String(11 * 1024 * 1024) } }))
+    await expect(huge.node.blockTime('0x1')).rejects.toThrow(/exceeded the size/)
+    const { node, seen } = nodeAnswering((call) => result(call, { timestamp: '0x1' }), 'http://user:p%40ss@127.0.0.1:8545')
+    await node.blockTime('0x1')
+    expect((seen[0]!.headers as Record<string, string>).authorization).toBe(`Basic ${btoa('user:p@ss')}`)
   })
 })

@@ -33,6 +33,20 @@ function fingerprint(value: string, size: number): Hex {
   return sliceHex(keccak256(stringToBytes(value)), 0, size)
 }
 
+// A server names one realm (or a few), and each challenge id is checked twice (the calls, then the receipt): their
+// fingerprints are hashed once. Bounded: the memo is cleared when full.
+const fingerprints = new Map<string, string>()
+function cachedFingerprint(value: string, size: number): string {
+  const key = `${size}:${value}`
+  let found = fingerprints.get(key)
+  if (found === undefined) {
+    if (fingerprints.size >= 256) fingerprints.clear()
+    found = fingerprint(value, size).slice(2)
+    fingerprints.set(key, found)
+  }
+  return found
+}
+
 /**
  * Builds the attribution memo for a challenge (what a paying client writes).
  * @example
@@ -55,7 +69,7 @@ export function isBoundMemo(memo: string, binding: { realm: string; challengeId:
   return (
     lower.slice(0, 10) === tag &&
     lower.slice(10, 12) === version.slice(2) &&
-    lower.slice(12, 32) === fingerprint(binding.realm, 10).slice(2) &&
-    lower.slice(52, 66) === fingerprint(binding.challengeId, 7).slice(2)
+    lower.slice(12, 32) === cachedFingerprint(binding.realm, 10) &&
+    lower.slice(52, 66) === cachedFingerprint(binding.challengeId, 7)
   )
 }

@@ -16,7 +16,7 @@ import { type SponsorAccount, sponsorAccount } from './sponsor-account.js'
 import { checkReceipt } from './receipt.js'
 import { type Rpc, rpc } from './rpc.js'
 import { Address as AddressSchema, Bytes32, type Mode, Payload, Request, maxSplits } from './schema.js'
-import { checkTransaction, decodeTransaction, finalTransaction } from './transaction.js'
+import { type Decoded, type Envelope, checkTransaction, decodeEnvelope, decodeTransaction, finalTransaction } from './transaction.js'
 import { type Attribution, sameAddress } from './transfers.js'
 
 /** Configuration of the tempo method. */
@@ -182,7 +182,10 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
     // draft-tempo-charge-00, "Transaction Verification" step 7.
     if (!modeOffered(request, 'pull')) throw new VerificationFailedError({ detail: 'transaction credentials are not accepted for this challenge' })
     const sponsored = request.methodDetails.feePayer === true
-    const decoded = decodeTransaction(signature)
+    // Only sponsoring needs the sender (the fee payer signs over it; limits and balances are the sender's): a payer
+    // paying its own fee is checked by the chain, which refuses a transaction whose signature is not valid.
+    const decoded: Envelope = sponsored ? decodeTransaction(signature) : decodeEnvelope(signature)
+    const sender = sponsored ? (decoded as Decoded).sender : undefined
     const check = {
       terms: request,
       binding: { realm: challenge.realm, challengeId: challenge.id },
@@ -194,7 +197,7 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
     let final: { serialized: Hex; hash: Hex }
     if (sponsored) {
       if (!settings.sponsor) throw new ConfigurationError({ detail: 'tempo: a sponsored challenge reached a server without a fee payer' })
-      final = await sponsor(decoded, { ...check, policy: settings.policy, now: context.now, account: settings.sponsor, feeToken: settings.feeToken })
+      final = await sponsor(decoded as Decoded, { ...check, policy: settings.policy, now: context.now, account: settings.sponsor, feeToken: settings.feeToken })
     } else {
       checkTransaction(decoded, check)
       final = finalTransaction(decoded.envelope)
@@ -214,7 +217,7 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
       }
       // One sponsored transaction in flight per sender, until its receipt or its validBefore: several backed by
       // one balance cannot all pass the checks below and then revert at the sponsor's cost.
-      if (sponsored) await senders.begin(decoded.sender, hash, decoded.envelope.validBefore! * 1000)
+      if (sponsored) await senders.begin(sender!, hash, decoded.envelope.validBefore! * 1000)
       let sent = false
       let release: (() => Promise<void> | void) | undefined
       try {
@@ -222,8 +225,8 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
           release = await gate.acquire()
           // A transaction that fails on-chain would still cost the sponsor its fee: the calls must succeed,
           // together (they are exactly the required transfers, so the payer must hold the whole amount).
-          await node.simulate(decoded.sender, decoded.envelope.calls as never)
-          if ((await node.balance(request.currency, decoded.sender)) < BigInt(request.amount)) {
+          await node.simulate(sender!, decoded.envelope.calls as never)
+          if ((await node.balance(request.currency, sender!)) < BigInt(request.amount)) {
             throw new VerificationFailedError({ detail: 'the transaction would revert: the payer cannot cover the amount' })
           }
           if ((await node.balance(settings.feeToken, settings.sponsor!.address)) < maxFee(decoded.envelope)) {
@@ -236,7 +239,7 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
       } catch (error) {
         // Nothing went out, or the node refused it: the sender's slot is free. A transaction whose fate is
         // unknown keeps it until its receipt is seen or its validBefore passes.
-        if (sponsored && (!sent || !(error instanceof PaymentUnavailableError))) await senders.end(decoded.sender, hash, 'not-sent')
+        if (sponsored && (!sent || !(error instanceof PaymentUnavailableError))) await senders.end(sender!, hash, 'not-sent')
         throw error
       } finally {
         await release?.()
@@ -244,7 +247,7 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
     }
     if (found.transactionHash.toLowerCase() !== hash) throw new VerificationFailedError({ detail: 'the node returned a receipt for another transaction' })
     // The outcome is known: a reverted sponsored transaction counts against its sender.
-    if (sponsored) await senders.end(decoded.sender, hash, found.status === 'success' || found.status === '0x1' ? 'success' : 'reverted')
+    if (sponsored) await senders.end(sender!, hash, found.status === 'success' || found.status === '0x1' ? 'success' : 'reverted')
     await node.waitForConfirmations(found, settings.confirmations, deadline)
     // The receipt settles: it must show the same transfers the calls promised.
     checkReceipt(found, check)

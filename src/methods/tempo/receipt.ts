@@ -2,9 +2,8 @@
  * @module Settles a charge from a transaction receipt: success status, then `Transfer`/`TransferWithMemo`
  * logs emitted by the `currency` token that pay every expected transfer (draft-tempo-charge-00, "Hash Verification").
  */
-import { type Address, type Hex, decodeEventLog } from 'viem'
+import type { Address, Hex } from 'viem'
 import { VerificationFailedError } from '../../core/Errors.js'
-import { tip20 } from './abi.js'
 import { type Attribution, type Binding, type Effect, type Terms, expectedTransfers, matchTransfers, sameAddress } from './transfers.js'
 
 /** The receipt fields the check reads (a viem receipt or raw JSON-RPC receipt both fit). */
@@ -15,24 +14,46 @@ export type ReceiptLike = {
   logs: readonly { address: string; topics: readonly string[]; data: string }[]
 }
 
-const tip20Events = tip20.filter((item) => item.type === 'event' && (item.name === 'Transfer' || item.name === 'TransferWithMemo'))
+/**
+ * The topic0 of TIP-20 `Transfer(address,address,uint256)` and `TransferWithMemo(address,address,uint256,bytes32)`
+ * (keccak256 of the signatures, as viem's `encodeEventTopics` gives them for the events in ./abi.ts): written out, so
+ * reading a receipt hashes nothing.
+ * @example
+ * log.topics[0] === transferTopic
+ */
+export const transferTopic = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef'
+/** See `transferTopic`. */
+export const transferWithMemoTopic = '0x57bc7354aa85aed339e000bccffabbc529466af35f0772c8f8ee1145927de7f0'
+
+type Decoded = { kind: 'Transfer' | 'TransferWithMemo'; token: Address; from: Address; to: Address; amount: bigint; memo?: Hex | undefined }
+
+const word = /^0x[0-9a-fA-F]{64}$/
+const addressWord = /^0x0{24}[0-9a-fA-F]{40}$/
+
+// One log as a TIP-20 transfer event, decoded strictly (the exact topics and one 32-byte amount), or undefined.
+function decodeLog(log: ReceiptLike['logs'][number]): Decoded | undefined {
+  const [topic, from, to, memo] = log.topics
+  const kind = topic?.toLowerCase() === transferTopic ? 'Transfer' : topic?.toLowerCase() === transferWithMemoTopic ? 'TransferWithMemo' : undefined
+  if (!kind || log.topics.length !== (kind === 'Transfer' ? 3 : 4)) return undefined
+  if (!addressWord.test(from!) || !addressWord.test(to!) || !word.test(log.data) || (memo !== undefined && !word.test(memo))) return undefined
+  return {
+    kind,
+    token: log.address as Address,
+    from: `0x${from!.slice(26)}` as Address,
+    to: `0x${to!.slice(26)}` as Address,
+    amount: BigInt(log.data),
+    ...(memo !== undefined ? { memo: memo as Hex } : {}),
+  }
+}
 
 /**
- * The transfers a receipt's logs show. TIP-20 `transferWithMemo` emits a `Transfer` followed by its
+ * The transfers a receipt's logs show (recipients in lowercase hex). TIP-20 `transferWithMemo` emits a `Transfer` followed by its
  * `TransferWithMemo` twin; the pair counts once, as a transfer with that memo.
  * @example
  * const effects = receiptEffects(receipt.logs)
  */
 export function receiptEffects(logs: ReceiptLike['logs']): Effect[] {
-  const decoded = logs.map((log) => {
-    try {
-      const event = decodeEventLog({ abi: tip20Events, topics: log.topics as [Hex, ...Hex[]], data: log.data as Hex, strict: true })
-      const args = event.args as { from: Address; to: Address; amount: bigint; memo?: Hex }
-      return { kind: event.eventName, token: log.address as Address, ...args }
-    } catch {
-      return undefined
-    }
-  })
+  const decoded = logs.map(decodeLog)
   const effects: Effect[] = []
   for (let i = 0; i < decoded.length; i++) {
     const log = decoded[i]

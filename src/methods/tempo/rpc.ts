@@ -1,5 +1,5 @@
 /**
- * @module The Tempo JSON-RPC calls the method makes, through viem over `fetch` with a timeout. Network
+ * @module The Tempo JSON-RPC calls the method makes, through viem over `fetch` with a timeout (./transport.ts). Network
  * failures, timeouts, 5xx answers and node overload become PaymentUnavailableError (503 + Retry-After), so
  * the payer can present the same credential again.
  */
@@ -17,11 +17,11 @@ import {
   decodeFunctionResult,
   encodeFunctionData,
   hexToBigInt,
-  http,
 } from 'viem'
 import { ConfigurationError, PaymentUnavailableError, VerificationFailedError } from '../../core/Errors.js'
 import { tip20 } from './abi.js'
 import type { ReceiptLike } from './receipt.js'
+import { jsonRpcTransport } from './transport.js'
 
 /** A JSON-RPC receipt as the node returns it. */
 export type RpcReceipt = ReceiptLike & { blockNumber: Hex; from?: Address | undefined }
@@ -86,9 +86,7 @@ export type Rpc = ReturnType<typeof rpc>
 export function rpc(options: RpcOptions) {
   const pollIntervalMs = options.pollIntervalMs ?? 500
   // Raw JSON-RPC only: no chain definition (its Tempo formatters are for building transactions, not reading).
-  const client = createClient({
-    transport: http(options.url, { timeout: options.timeoutMs ?? 10_000, retryCount: 0, ...(options.fetch ? { fetchFn: options.fetch } : {}) }),
-  })
+  const client = createClient({ transport: jsonRpcTransport({ url: options.url, timeoutMs: options.timeoutMs ?? 10_000, fetch: options.fetch }) })
   let chainChecked = false
 
   async function request<T>(what: string, method: string, params: unknown[]): Promise<T> {

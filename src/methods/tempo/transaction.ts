@@ -2,44 +2,62 @@
  * @module Decodes a signed Tempo transaction (type 0x76, or the 0x78 sponsorship hand-off) and checks its
  * calls against the challenge before anything is broadcast (draft-tempo-charge-00, "Transaction Verification").
  */
-import { type Address, type Hex, decodeFunctionData, keccak256 } from 'viem'
+import { type Address, type Hex, keccak256 } from 'viem'
+import * as Rlp from 'ox/Rlp'
 import * as SignatureEnvelope from 'ox/tempo/SignatureEnvelope'
 import * as TxEnvelopeTempo from 'ox/tempo/TxEnvelopeTempo'
 import { VerificationFailedError } from '../../core/Errors.js'
-import { tip20 } from './abi.js'
 import { type Attribution, type Binding, type Effect, type Terms, expectedTransfers, matchTransfers } from './transfers.js'
 
-/** A decoded signed transaction and its recovered sender. */
-export type Decoded = {
+/** A decoded signed transaction, its sender not recovered (the chain checks the sender's signature itself). */
+export type Envelope = {
   envelope: TxEnvelopeTempo.TxEnvelopeTempo
-  /** The account whose signature authorizes the calls. */
-  sender: Address
   /** The serialization prefix the client used: 0x76, or 0x78 for a sponsorship hand-off. */
   format: '0x76' | '0x78'
 }
 
+/** A decoded signed transaction and its recovered sender. */
+export type Decoded = Envelope & {
+  /** The account whose signature authorizes the calls. */
+  sender: Address
+}
+
 /**
- * Decodes a client-signed Tempo transaction; throws VerificationFailedError when it is not one or is unsigned.
+ * Decodes a client-signed Tempo transaction without recovering its sender; throws VerificationFailedError when it
+ * is not one or is unsigned. What a server broadcasts for a payer who pays its own fee needs no sender: the chain
+ * verifies the signature (draft-tempo-charge-00, "Transaction Verification", asks for the calls only), and a
+ * secp256k1 recovery in JavaScript costs milliseconds.
  * @example
- * const decoded = decodeTransaction(credential.payload.signature)
+ * const { envelope } = decodeEnvelope(credential.payload.signature)
  */
-export function decodeTransaction(serialized: string): Decoded {
+export function decodeEnvelope(serialized: string): Envelope {
   const format = serialized.slice(0, 4).toLowerCase()
   if (format !== TxEnvelopeTempo.serializedType && format !== TxEnvelopeTempo.feePayerMagic) {
     throw new VerificationFailedError({ detail: 'the credential does not hold a Tempo (type 0x76) transaction' })
   }
   let envelope: TxEnvelopeTempo.TxEnvelopeTempo
   try {
-    envelope = TxEnvelopeTempo.deserialize(serialized as TxEnvelopeTempo.Serialized)
+    envelope = deserializeUnrecovered(serialized as Hex)
   } catch {
     throw new VerificationFailedError({ detail: 'the Tempo transaction cannot be decoded' })
   }
   if (!envelope.signature) throw new VerificationFailedError({ detail: 'the Tempo transaction is not signed by its sender' })
+  return { envelope, format: format as Envelope['format'] }
+}
+
+/**
+ * Decodes a client-signed Tempo transaction and recovers its sender (once); throws VerificationFailedError when it
+ * is not one, is unsigned, its signature is invalid, or a 0x78 hand-off names another sender.
+ * @example
+ * const decoded = decodeTransaction(credential.payload.signature)
+ */
+export function decodeTransaction(serialized: string): Decoded {
+  const { envelope, format } = decodeEnvelope(serialized)
   let sender: Address
   try {
     sender = SignatureEnvelope.extractAddress({
       payload: TxEnvelopeTempo.getSignPayload(envelope),
-      signature: envelope.signature,
+      signature: envelope.signature!,
       root: true,
     })
   } catch {
@@ -49,32 +67,64 @@ export function decodeTransaction(serialized: string): Decoded {
   if (envelope.from && envelope.from.toLowerCase() !== sender.toLowerCase()) {
     throw new VerificationFailedError({ detail: 'the transaction names a sender other than its signer' })
   }
-  return { envelope, sender, format: format as Decoded['format'] }
+  return { envelope: envelope.from ? envelope : { ...envelope, from: sender }, sender, format }
 }
 
-const transferSelectors = new Set(['0xa9059cbb', '0x95777d59'])
+// ox's deserialize recovers the sender from the signature whenever the envelope does not name one. The sender's
+// signature is the last field of a signed envelope (after an optional key authorization list): decode the fields
+// without it, then attach it, so that a sender is recovered only where one is needed, and only once.
+function deserializeUnrecovered(serialized: Hex): TxEnvelopeTempo.TxEnvelopeTempo {
+  const fields = Rlp.toHex(`0x${serialized.slice(4)}`)
+  const last = Array.isArray(fields) ? fields[fields.length - 1] : undefined
+  if (!Array.isArray(fields) || fields.length < 14 || typeof last !== 'string') return TxEnvelopeTempo.deserialize(serialized as TxEnvelopeTempo.Serialized)
+  const unsigned = `${serialized.slice(0, 4)}${withoutLastItem(serialized.slice(4), (last.length - 2) / 2, last.slice(2, 4))}` as TxEnvelopeTempo.Serialized
+  return { ...TxEnvelopeTempo.deserialize(unsigned), signature: SignatureEnvelope.deserialize(last as Hex) }
+}
+
+// An RLP list (hex, no 0x; already decoded once, so well formed) without its last item, a string of `size` bytes
+// starting with the byte `first`: the payload shortened by that item's encoding, under a new list header.
+function withoutLastItem(list: string, size: number, first: string): string {
+  const header = Number.parseInt(list.slice(0, 2), 16)
+  const start = header <= 0xf7 ? 1 : 1 + header - 0xf7
+  const item = size === 1 && Number.parseInt(first, 16) < 0x80 ? 1 : size <= 55 ? 1 + size : 1 + byteLength(size) + size
+  const payload = list.slice(start * 2, list.length - item * 2)
+  const length = payload.length / 2
+  if (length <= 55) return `${(0xc0 + length).toString(16)}${payload}`
+  const be = length.toString(16).padStart(byteLength(length) * 2, '0')
+  return `${(0xf7 + byteLength(length)).toString(16)}${be}${payload}`
+}
+
+const byteLength = (n: number) => Math.ceil(n.toString(16).length / 2)
+
+// The TIP-20 `transfer(address,uint256)` and `transferWithMemo(address,uint256,bytes32)` selectors (./abi.ts).
+const transferSelector = '0xa9059cbb'
+const transferWithMemoSelector = '0x95777d59'
+const transferCall = /^0x[0-9a-f]{8}0{24}([0-9a-f]{40})([0-9a-f]{64})([0-9a-f]{64})?$/
 
 /**
- * The TIP-20 transfers a transaction's calls make; calls that are not `transfer`/`transferWithMemo` give none.
+ * The TIP-20 transfers a transaction's calls make (recipients and memos in lowercase hex); calls that are not
+ * `transfer`/`transferWithMemo`, exactly ABI-encoded, give none.
  * @example
  * callEffects(decoded.envelope.calls)
  */
 export function callEffects(calls: TxEnvelopeTempo.TxEnvelopeTempo['calls']): Effect[] {
   const effects: Effect[] = []
   for (const call of calls) {
-    if (!call.to || !call.data || !transferSelectors.has(call.data.slice(0, 10).toLowerCase())) continue
-    try {
-      const { functionName, args } = decodeFunctionData({ abi: tip20, data: call.data })
-      if (functionName === 'transfer') {
-        const [to, amount] = args as readonly [Address, bigint]
-        effects.push({ token: call.to as Address, to, amount })
-      } else if (functionName === 'transferWithMemo') {
-        const [to, amount, memo] = args as readonly [Address, bigint, Hex]
-        effects.push({ token: call.to as Address, to, amount, memo })
-      }
-    } catch {
-      // Undecodable calldata pays nobody.
-    }
+    if (!call.to || !call.data) continue
+    // Decoded by hand: the arguments are fixed-size words, and viem's decodeFunctionData hashes every ABI item's
+    // signature on each call to find the selector.
+    const data = call.data.toLowerCase()
+    const selector = data.slice(0, 10)
+    const memo = selector === transferWithMemoSelector
+    if (!memo && selector !== transferSelector) continue
+    const words = transferCall.exec(data)
+    if (!words || (words[3] !== undefined) !== memo) continue
+    effects.push({
+      token: call.to as Address,
+      to: `0x${words[1]}` as Address,
+      amount: BigInt(`0x${words[2]}`),
+      ...(memo ? { memo: `0x${words[3]}` as Hex } : {}),
+    })
   }
   return effects
 }
@@ -99,7 +149,7 @@ export type TransactionCheck = {
  * @example
  * checkTransaction(decodeTransaction(payload.signature), { terms: request, binding, chainId: 42431, expires, feePayer: false })
  */
-export function checkTransaction(decoded: Decoded, check: TransactionCheck): void {
+export function checkTransaction(decoded: Envelope, check: TransactionCheck): void {
   const { envelope } = decoded
   if (envelope.chainId !== check.chainId) {
     throw new VerificationFailedError({ detail: `the transaction is for chain ${envelope.chainId}, the challenge asks for chain ${check.chainId}` })
