@@ -1,7 +1,8 @@
 /**
- * @module The paying side of Tempo sessions (draft-tempo-session-00, v2): a wallet for `paymentFetch` that opens a
- * payment channel within a deposit limit, pays each request with a cumulative EIP-712 voucher, answers a metered
- * stream's `payment-need-voucher` events (topping up the deposit when needed), and closes the channel.
+ * @module The paying side of Tempo sessions (draft-tempo-session-00, v2, and v1 on an escrow contract the wallet is
+ * given): a wallet for `paymentFetch` that opens a payment channel within a deposit limit, pays each request with a
+ * cumulative EIP-712 voucher, answers a metered stream's `payment-need-voucher` events (topping up the deposit when
+ * needed), and closes the channel. It answers each challenge in the challenge's own protocol.
  */
 import { type Address, type Hex, createClient, encodeFunctionData, http, keccak256, toHex } from 'viem'
 import type { LocalAccount } from 'viem/accounts'
@@ -15,6 +16,7 @@ import { chainFor } from '../../methods/tempo/chains.js'
 import { escrowAbi } from '../../methods/tempo/session/abi.js'
 import { channelId as channelIdOf, descriptorTuple } from '../../methods/tempo/session/descriptor.js'
 import { expiringNonceHash } from '../../methods/tempo/session/nonce-hash.js'
+import { channelIdV1, streamChannelAbi } from '../../methods/tempo/session/v1.js'
 import { signVoucher } from '../../methods/tempo/session/voucher.js'
 import { decodeTransaction } from '../../methods/tempo/transaction.js'
 import type { Wallet } from '../fetch.js'
@@ -31,7 +33,7 @@ export type TempoSessionWalletOptions = {
   maxDeposit: bigint
   /** Deposit of a new channel when the server suggests none (default `maxDeposit`). */
   deposit?: bigint | undefined
-  /** Escrows this wallet opens channels on (default: the TIP-1034 channel reserve precompile). */
+  /** Escrows this wallet opens channels on (default: the TIP-1034 channel reserve precompile); name a v1 stream channel contract to pay v1 challenges on it. */
   escrows?: readonly string[] | undefined
   /** Longest time a signed open or topUp stays valid, in seconds (default 25). */
   validitySeconds?: number | undefined
@@ -55,6 +57,8 @@ export class TempoSessionWalletError extends Error {
 /** What the wallet knows of one channel. */
 export type ChannelEntry = {
   channelId: Hex
+  /** The session protocol the channel was opened with. */
+  protocol: 'v1' | 'v2'
   descriptor: Session.Descriptor
   escrow: Address
   chainId: number
@@ -77,6 +81,8 @@ export type ChannelEntry = {
 /** A channel as plain JSON data (amounts as decimal strings), to keep between runs and resume with `channels`. */
 export type SavedChannel = {
   channelId: Hex
+  /** The session protocol (v2 when absent: state saved before v1 channels). */
+  protocol?: 'v1' | 'v2' | undefined
   descriptor: Session.Descriptor
   escrow: Address
   chainId: number
@@ -142,7 +148,7 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
     options.onChannel?.({ type, channel: savedChannel(entry), ...(extra.cumulative !== undefined ? { cumulative: extra.cumulative.toString() } : {}), ...(extra.txHash ? { txHash: extra.txHash } : {}) })
   for (const saved of options.channels ?? []) {
     if (saved.closed || saved.chainId !== options.chainId || !escrows.includes(saved.escrow.toLowerCase())) continue
-    const entry: ChannelEntry = { ...saved, deposit: BigInt(saved.deposit), signed: BigInt(saved.signed), accepted: BigInt(saved.accepted), spent: BigInt(saved.spent), send: options.fetch ?? fetch }
+    const entry: ChannelEntry = { ...saved, protocol: saved.protocol ?? 'v2', deposit: BigInt(saved.deposit), signed: BigInt(saved.signed), accepted: BigInt(saved.accepted), spent: BigInt(saved.spent), send: options.fetch ?? fetch }
     channels.set(entry.channelId, entry)
     byTerms.set(termsOf(entry.url, { methodDetails: { escrowContract: entry.escrow }, recipient: entry.descriptor.payee, currency: entry.descriptor.token }), entry.channelId)
   }
@@ -155,26 +161,39 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
   function parse(challenge: Challenge): Session.Request {
     if (challenge.method !== 'tempo' || challenge.intent !== 'session') throw new TempoSessionWalletError(`not a tempo session challenge: ${challenge.method} ${challenge.intent}`)
     const parsed = v.safeParse(Session.Request, challenge.request)
-    if (!parsed.success) throw new TempoSessionWalletError(`the challenge request is not a v2 session request: ${parsed.issues[0].message}`)
+    if (!parsed.success) throw new TempoSessionWalletError(`the challenge request is not a session request: ${parsed.issues[0].message}`)
     const request = parsed.output
-    // draft-tempo-session-00, "Protocol Versions": a client never answers with another protocol than the challenge's.
-    if (request.methodDetails.sessionProtocol !== 'v2') throw new TempoSessionWalletError(`the challenge asks for session protocol ${request.methodDetails.sessionProtocol ?? 'v1 (none named)'}, this wallet speaks v2`)
     if (request.methodDetails.chainId !== options.chainId) throw new TempoSessionWalletError(`the challenge asks for chain ${request.methodDetails.chainId}, this wallet pays on ${options.chainId}`)
     if (!escrows.includes(request.methodDetails.escrowContract)) throw new TempoSessionWalletError(`the challenge names escrow ${request.methodDetails.escrowContract}, which this wallet does not use`)
     return request
   }
 
-  const at = (entry: { escrow: Address; chainId: number }) => ({ escrow: entry.escrow, chainId: entry.chainId })
+  // draft-tempo-session-00, "Protocol Versions": the wallet answers in the challenge's protocol (absent means v1;
+  // the precompile speaks only v2, so a challenge naming it without a protocol is v2).
+  const protocolOf = (request: Session.Request) => request.methodDetails.sessionProtocol ?? (request.methodDetails.escrowContract === precompile ? 'v2' : 'v1')
+  const at = (entry: { escrow: Address; chainId: number; protocol: 'v1' | 'v2' }) => ({ escrow: entry.escrow, chainId: entry.chainId, protocol: entry.protocol })
+  const approve = (spender: Address, amount: bigint) =>
+    encodeFunctionData({
+      abi: [{ type: 'function', name: 'approve', stateMutability: 'nonpayable', inputs: [{ name: 'spender', type: 'address' }, { name: 'amount', type: 'uint256' }], outputs: [{ type: 'bool' }] }],
+      functionName: 'approve',
+      args: [spender, amount],
+    })
+  // A v1 escrow pulls deposits with transferFrom: the transaction approves the amount first.
+  const fundingCalls = (request: Session.Request, data: Hex, amount: bigint) =>
+    protocolOf(request) === 'v1'
+      ? [{ to: request.currency, data: approve(request.methodDetails.escrowContract, amount) }, { to: request.methodDetails.escrowContract, data }]
+      : [{ to: request.methodDetails.escrowContract, data }]
 
   async function voucherPayload(entry: ChannelEntry, cumulative: bigint, action: 'voucher' | 'close' = 'voucher') {
     if (cumulative > entry.deposit) throw new TempoSessionWalletError(`a voucher of ${cumulative} exceeds the channel deposit ${entry.deposit}`)
     const signature = await signVoucher(options.account, { channelId: entry.channelId, cumulativeAmount: cumulative }, at(entry))
     if (cumulative > entry.signed) entry.signed = cumulative
-    return { action, channelId: entry.channelId, descriptor: entry.descriptor, cumulativeAmount: cumulative.toString(), signature }
+    // v1 payloads name the channel by id alone.
+    return { action, channelId: entry.channelId, ...(entry.protocol === 'v2' ? { descriptor: entry.descriptor } : {}), cumulativeAmount: cumulative.toString(), signature }
   }
 
-  // Signs one Tempo transaction calling the escrow (expiring nonce, bounded validity, fee-payer hand-off when sponsored).
-  async function escrowTransaction(challenge: Challenge, request: Session.Request, data: Hex): Promise<Hex> {
+  // Signs one Tempo transaction with the funding calls (expiring nonce, bounded validity, fee-payer hand-off when sponsored).
+  async function escrowTransaction(challenge: Challenge, request: Session.Request, calls: { to: Address; data: Hex }[]): Promise<Hex> {
     // A test chain's clock can run ahead of ours: the window starts at the later of the two.
     const head = (await client.request({ method: 'eth_getBlockByNumber', params: ['latest', false] } as never)) as { timestamp: Hex }
     const now = Math.max(Math.floor(Date.now() / 1000), Number(head.timestamp))
@@ -182,7 +201,7 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
     const sponsored = request.methodDetails.feePayer === true
     const prepared = (await prepareTransactionRequest(client, {
       account: options.account,
-      calls: [{ to: request.methodDetails.escrowContract, data }],
+      calls,
       nonceKey: 'expiring',
       validBefore: Math.min(now + validity, expires),
       ...(sponsored ? {} : { feeToken: request.currency }),
@@ -202,9 +221,13 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
     const deposit = suggested > options.maxDeposit ? options.maxDeposit : suggested < firstVoucher ? firstVoucher : suggested
     if (deposit > options.maxDeposit) throw new TempoSessionWalletError(`the first payment ${firstVoucher} exceeds the deposit limit ${options.maxDeposit}`)
     const salt = keccak256(toHex(crypto.getRandomValues(new Uint8Array(32))))
-    const operator = (request.methodDetails.operator ?? zero) as Address
-    const data = encodeFunctionData({ abi: escrowAbi, functionName: 'open', args: [request.recipient, operator, request.currency, deposit, salt, zero] })
-    const transaction = await escrowTransaction(challenge, request, data)
+    const protocol = protocolOf(request)
+    const operator = (protocol === 'v2' ? (request.methodDetails.operator ?? zero) : zero) as Address
+    const data =
+      protocol === 'v2'
+        ? encodeFunctionData({ abi: escrowAbi, functionName: 'open', args: [request.recipient, operator, request.currency, deposit, salt, zero] })
+        : encodeFunctionData({ abi: streamChannelAbi, functionName: 'open', args: [request.recipient, request.currency, deposit, salt, zero] })
+    const transaction = await escrowTransaction(challenge, request, fundingCalls(request, data, deposit))
     const descriptor: Session.Descriptor = {
       payer: options.account.address.toLowerCase() as Address,
       payee: request.recipient,
@@ -212,11 +235,14 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
       token: request.currency,
       salt,
       authorizedSigner: zero,
-      expiringNonceHash: expiringNonceHash(decodeTransaction(transaction)),
+      // v1 has no expiring-nonce hash: its channel id leaves it out.
+      expiringNonceHash: protocol === 'v2' ? expiringNonceHash(decodeTransaction(transaction)) : `0x${'00'.repeat(32)}`,
     }
-    const channelId = channelIdOf(descriptor, { escrow: request.methodDetails.escrowContract, chainId: request.methodDetails.chainId }).toLowerCase() as Hex
+    const where = { escrow: request.methodDetails.escrowContract, chainId: request.methodDetails.chainId }
+    const channelId = (protocol === 'v2' ? channelIdOf(descriptor, where) : channelIdV1(descriptor, where)).toLowerCase() as Hex
     const entry: ChannelEntry = {
       channelId,
+      protocol,
       descriptor,
       escrow: request.methodDetails.escrowContract,
       chainId: request.methodDetails.chainId,
@@ -233,7 +259,7 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
     byTerms.set(termsOf(url, request), channelId)
     const voucher = await voucherPayload(entry, firstVoucher)
     changed('open', entry, { cumulative: firstVoucher })
-    return { action: 'open', type: 'transaction', channelId, transaction, descriptor, cumulativeAmount: voucher.cumulativeAmount, signature: voucher.signature }
+    return { action: 'open', type: 'transaction', channelId, transaction, ...(protocol === 'v2' ? { descriptor } : {}), cumulativeAmount: voucher.cumulativeAmount, signature: voucher.signature }
   }
 
   // Posts a management credential (a voucher mid-stream, a topUp, a close) to the resource, with no body.
@@ -248,9 +274,13 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
     const additional = needed - entry.deposit
     if (entry.deposit + additional > options.maxDeposit) throw new TempoSessionWalletError(`topping up to ${needed} exceeds the deposit limit ${options.maxDeposit}`)
     const request = parse(entry.challenge)
-    const data = encodeFunctionData({ abi: escrowAbi, functionName: 'topUp', args: [descriptorTuple(entry.descriptor), additional] })
-    const transaction = await escrowTransaction(entry.challenge, request, data)
-    const response = await manage(entry, { action: 'topUp', type: 'transaction', channelId: entry.channelId, transaction, descriptor: entry.descriptor, additionalDeposit: additional.toString() }, url)
+    const data =
+      entry.protocol === 'v2'
+        ? encodeFunctionData({ abi: escrowAbi, functionName: 'topUp', args: [descriptorTuple(entry.descriptor), additional] })
+        : encodeFunctionData({ abi: streamChannelAbi, functionName: 'topUp', args: [entry.channelId, additional] })
+    const transaction = await escrowTransaction(entry.challenge, request, fundingCalls(request, data, additional))
+    const payload = { action: 'topUp', type: 'transaction', channelId: entry.channelId, transaction, ...(entry.protocol === 'v2' ? { descriptor: entry.descriptor } : {}), additionalDeposit: additional.toString() }
+    const response = await manage(entry, payload, url)
     if (!response.ok) throw new TempoSessionWalletError(`the topUp was refused (${response.status})`)
     entry.deposit += additional
     changed('topUp', entry)
@@ -312,7 +342,10 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
       const price = BigInt(request.amount)
       const hinted = request.methodDetails.channelId
       const known = channels.get(hinted ?? byTerms.get(termsOf(url, request)) ?? '')
-      const entry = known && !known.closed && known.escrow === request.methodDetails.escrowContract && known.descriptor.payee === request.recipient && known.descriptor.token === request.currency ? known : undefined
+      const entry =
+        known && !known.closed && known.protocol === protocolOf(request) && known.escrow === request.methodDetails.escrowContract && known.descriptor.payee === request.recipient && known.descriptor.token === request.currency
+          ? known
+          : undefined
       if (!entry) return { payload: await open(challenge, request, url, context?.fetch ?? fetch, price), source }
       entry.challenge = challenge
       entry.url = url || entry.url

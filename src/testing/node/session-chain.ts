@@ -11,7 +11,8 @@
  *   payer for the token, once, with a zero-fee impersonated `approve` (the precompile pulls deposits without
  *   one), so the payer's balance changes exactly as on the real chain;
  * - `eth_estimateGas` and `eth_fillTransaction`: pads the gas (the stand-in is EVM code, not a precompile).
- * Chain-changing steps run one at a time, so a hash written for one open is the one that open reads.
+ * Chain-changing steps and every transaction sent run one at a time, so a hash written for one open is the one that
+ * open reads, and no transaction mines in the middle of the shim's own zero-fee approve.
  */
 import { type Server, createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -115,8 +116,8 @@ export async function startSessionChain(options: SessionChainOptions): Promise<S
       await call(anvil, 'anvil_setNextBlockBaseFeePerGas', ['0x0'])
       const hash = await call<Hex>(anvil, 'eth_sendTransaction', [{ from: payer, to: token, data, gas: '0x2dc6c0', maxFeePerGas: '0x0', maxPriorityFeePerGas: '0x0' }])
       let receipt = await call<{ status: Hex } | null>(anvil, 'eth_getTransactionReceipt', [hash])
-      // Another peer's transaction can take the zero-fee block first (only escrow calls pass through this queue):
-      // the approve then waits in the pool for a block whose base fee is zero again.
+      // A transaction sent to anvil directly, not through this shim's queue, can take the zero-fee block first: the
+      // approve then waits in the pool for a block whose base fee is zero again.
       for (let tries = 0; receipt === null && tries < 5; tries++) {
         await call(anvil, 'anvil_setNextBlockBaseFeePerGas', ['0x0'])
         await call(anvil, 'evm_mine')
@@ -158,12 +159,15 @@ export async function startSessionChain(options: SessionChainOptions): Promise<S
       } catch {
         // Let the node refuse what does not decode.
       }
-      if (fundings.length === 0) return forward(request)
+      // Every transaction goes through the queue: one mined between the shim's zero-fee block setting and its
+      // approve would leave that approve unmined.
+      if (fundings.length === 0) return serially(() => forward(request))
       return serially(async () => {
         await prepare(fundings, context)
         return forward(request)
       })
     }
+    if (request.method === 'eth_sendRawTransaction' || request.method === 'eth_sendTransaction') return serially(() => forward(request))
     if (request.method === 'eth_estimateGas' || request.method === 'eth_fillTransaction' || request.method === 'eth_call') {
       const tx = (params[0] ?? {}) as CallLike & { from?: string; calls?: CallLike[] }
       const fundings = fundingCalls(escrow, tx.from, tx.calls ?? [tx])
