@@ -80,6 +80,14 @@ export function paymentFetch(options: Options): (input: RequestInfo | URL, init?
       if (credential) headers.set(credential.header, credential.value)
       return new Request(original.url, { method: original.method, headers, body, redirect: original.redirect, signal: original.signal })
     }
+    // The fetch a wallet sends this resource's management requests with (a voucher mid-stream, a topUp, a close): they
+    // carry the caller's own headers, such as a Bearer key beside Payment-Authorization, but no body or request key.
+    const manage: typeof fetch = (target, extra) => {
+      const headers = new Headers(original.headers)
+      for (const name of ['content-type', 'content-length', 'content-encoding', 'idempotency-key']) headers.delete(name)
+      new Headers(extra?.headers).forEach((value, name) => headers.set(name, value))
+      return base(target, { ...extra, headers })
+    }
     const first = await base(build())
     if (first.status !== 402) return first
 
@@ -93,14 +101,14 @@ export function paymentFetch(options: Options): (input: RequestInfo | URL, init?
     const chosen = await choose(options, challenges)
     if (!chosen) return first
     step({ type: 'paying', challenge: chosen.challenge })
-    const { payload, source } = await chosen.wallet.pay(chosen.challenge, { url: original.url, fetch: base })
+    const { payload, source } = await chosen.wallet.pay(chosen.challenge, { url: original.url, fetch: manage })
     step({ type: 'paid', challenge: chosen.challenge, payload })
     let credential = { header: Challenge.credentialHeader(chosen.challenge), value: Credential.serialize({ challenge: chosen.challenge, payload, source }) }
 
     let response = await base(build(credential))
     // A session may need more than one unit (the server says how much in the problem): pay the difference once.
     if (response.status === 402 && chosen.challenge.intent === 'session') {
-      const again = await sessionRetry(options, chosen.wallet, response, original.url, base)
+      const again = await sessionRetry(options, chosen.wallet, response, original.url, manage)
       if (again) {
         step({ type: 'paid', challenge: again.challenge, payload: again.payload })
         credential = { header: Challenge.credentialHeader(again.challenge), value: Credential.serialize({ challenge: again.challenge, payload: again.payload, source: again.source }) }
@@ -114,7 +122,7 @@ export function paymentFetch(options: Options): (input: RequestInfo | URL, init?
       await new Promise((resolve) => setTimeout(resolve, afterSeconds * 1000))
       response = await base(build(credential))
     }
-    if (chosen.wallet.observe && response.status < 400) response = chosen.wallet.observe(response, { url: original.url, fetch: base })
+    if (chosen.wallet.observe && response.status < 400) response = chosen.wallet.observe(response, { url: original.url, fetch: manage })
     const header = response.headers.get('payment-receipt')
     step({ type: 'done', response, receipt: header ? Receipt.deserialize(header) : undefined })
     return response

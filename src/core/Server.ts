@@ -142,11 +142,11 @@ export class ConfigError extends Error {
 }
 
 /**
- * Checks a configuration and builds a server.
+ * Checks a configuration and builds a server (`allowNoMethods` for a seller serving only sessions).
  * @example
  * const server = Server.create({ realm: 'api.example.com', secret: env.MPP_SECRET_KEY, methods: [tempo(config)] })
  */
-export function create(config: Config): Server {
+export function create(config: Config, options: { allowNoMethods?: boolean | undefined } = {}): Server {
   if (!config.realm) throw new ConfigError('realm must not be empty')
   if (/[\u0000-\u001f\u007f"\\]/.test(config.realm)) throw new ConfigError('realm must be printable text without quotes')
   const secrets = [config.secret, ...(config.previousSecrets ?? [])]
@@ -157,7 +157,8 @@ export function create(config: Config): Server {
       throw new ConfigError((error as Error).message)
     }
   })
-  if (config.methods.length === 0) throw new ConfigError('methods must name at least one payment method')
+  // A seller offering only sessions (their method lives in the session settings) configures no charge method.
+  if (config.methods.length === 0 && !options.allowNoMethods) throw new ConfigError('methods must name at least one payment method')
   const methods = new Map<string, Method<any, any>>()
   for (const method of config.methods) {
     if (!/^[a-z]+$/.test(method.name)) throw new ConfigError(`method name "${method.name}" must be lowercase a-z`)

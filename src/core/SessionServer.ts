@@ -39,6 +39,11 @@ export type SessionOffer = {
   upfrontUnits: number
   /** Challenge lifetime in seconds; a challenge carries any number of voucher-paid requests until then. */
   ttlSeconds: number
+  /**
+   * Where credentials are read from (default: the server's): `Payment-Authorization` for a resource whose
+   * `Authorization` carries the application's own credentials. Challenges name it, bound into their id.
+   */
+  credentialHeader?: Challenge.CredentialHeader | undefined
 }
 
 /** Where state lives for one request. */
@@ -101,17 +106,23 @@ export type Meter = {
 export async function handle(server: Server.Server, request: Request, offer: SessionOffer, stores: SessionStores, now = new Date()): Promise<SessionOutcome> {
   const url = new URL(request.url)
   const route = `${request.method} ${url.pathname}`
+  const header = headerOf(server, offer)
   const context: Context = { server, request, offer, route, now, stores }
   if (url.protocol !== 'https:' && !Server.isLoopback(url.hostname)) return answer(context, new BadRequestError({ detail: 'payment requires HTTPS' }))
 
   let credential: Credential.Credential | undefined
   try {
-    credential = Credential.fromHeader(request.headers.get('authorization'))
+    // Only the header the resource's challenges name is read.
+    credential = Credential.fromHeader(request.headers.get(header))
   } catch (error) {
     if (error instanceof Credential.MultipleCredentialsError) return answer(context, new BadRequestError({ detail: 'send exactly one Payment credential' }))
     return answer(context, new MalformedCredentialError({ detail: (error as Error).message }))
   }
-  if (!credential) return answer(context, new PaymentRequiredError({ detail: 'Payment is required.' }))
+  if (!credential) {
+    const misplaced = header !== 'Authorization' && /(^|,)\s*payment(\s|$)/i.test(request.headers.get('authorization') ?? '')
+    const detail = misplaced ? `Payment is required: send the credential in ${header}, as the challenge says.` : 'Payment is required.'
+    return answer(context, new PaymentRequiredError({ detail }))
+  }
 
   try {
     return await verify(context, credential)
@@ -131,6 +142,10 @@ async function verify(context: Context, credential: Credential.Credential): Prom
   const echoed = credential.challenge
   if (echoed.realm !== server.realm || !(await Challenge.verifyBinding(echoed, server.secrets))) {
     throw new InvalidChallengeError({ detail: 'the challenge was not issued by this server' })
+  }
+  // The header is bound into the id: a credential is only good in the header its challenge named.
+  if (Challenge.credentialHeader(echoed) !== headerOf(server, offer)) {
+    throw new InvalidChallengeError({ detail: `the challenge was issued for credentials in ${Challenge.credentialHeader(echoed)}` })
   }
   if (echoed.method !== offer.method.name || echoed.intent !== 'session') {
     throw new MethodUnsupportedError({ detail: `${echoed.method}/${echoed.intent} is not accepted here` })
@@ -377,7 +392,11 @@ export async function challenges(server: Server.Server, request: Request, offer:
     request: sessionRequest as unknown as Record<string, unknown>,
     description: offer.description,
   }
-  return Server.challenges({ ...server, ttlSeconds: offer.ttlSeconds }, request, [asOffer], now)
+  return Server.challenges({ ...server, ttlSeconds: offer.ttlSeconds }, request, [asOffer], now, headerOf(server, offer))
+}
+
+function headerOf(server: Server.Server, offer: SessionOffer): Challenge.CredentialHeader {
+  return offer.credentialHeader ?? server.credentialHeader
 }
 
 async function answer(context: Answering, error: PaymentError, channelId?: string | undefined): Promise<SessionOutcome> {

@@ -27,7 +27,9 @@ declare module 'hono' {
 }
 
 /** Options of `payment`: the server configuration plus where state lives. */
-export type PaymentOptions<E extends Env = Env> = Server.Config & {
+export type PaymentOptions<E extends Env = Env> = Omit<Server.Config, 'methods'> & {
+  /** Payment methods for `pay.charge`, in the server's order of preference; optional for a seller offering only `pay.session`. */
+  methods?: Server.Config['methods'] | undefined
   /** The replay store for this request (usually `replayStore(c.env.REPLAY_GUARD)`). */
   store: (c: Context<E>) => ReplayStore
   /** Where paid responses are kept for `Idempotency-Key` retries; without it the header is ignored. */
@@ -60,9 +62,11 @@ export type PriceInput<E extends Env> = Price | ((c: Context<E>) => Price | Prom
  * @example
  * const pay = payment({ realm: 'api.example.com', secret, methods: [tempo(config)], store: (c) => replayStore(c.env.REPLAY_GUARD) })
  * app.get('/report', pay.charge({ amount: '0.01', description: 'Daily report' }), (c) => c.json(report))
+ * // Sessions only: no charge method.
+ * const metered = payment({ realm, secret, store, session: { method: tempoSession(config), channels } })
  */
 export function payment<E extends Env = Env>(options: PaymentOptions<E>) {
-  const server = Server.create(options)
+  const server = Server.create({ ...options, methods: options.methods ?? [] }, { allowNoMethods: options.session !== undefined })
   return {
     server,
     /**
@@ -72,6 +76,7 @@ export function payment<E extends Env = Env>(options: PaymentOptions<E>) {
      * app.get('/v1/usage', bearerAuth({ token }), pay.charge({ amount: '0.01' }, { credentialHeader: 'Payment-Authorization' }), handler)
      */
     charge(price: PriceInput<E>, only?: ChargeOptions): MiddlewareHandler<E> {
+      if (server.methods.size === 0) throw new Server.ConfigError('pay.charge needs a payment method: configure methods in payment()')
       if (typeof price !== 'function') Server.assertPrice(price)
       const credentialHeader = only?.credentialHeader === undefined ? server.credentialHeader : Server.checkedHeader(only.credentialHeader)
       if (only?.methods?.length === 0) throw new Server.ConfigError('a charge must offer at least one payment method')

@@ -1,5 +1,6 @@
 /** @module Hono middleware for session-priced routes: `pay.session({ amount: '0.00001', unitType: 'llm_token' })`. */
 import type { Context, Env, MiddlewareHandler } from 'hono'
+import type { CredentialHeader } from '../core/Challenge.js'
 import type { ChannelStore } from '../core/ChannelStore.js'
 import { ConfigurationError, InsufficientBalanceError, PaymentInProgressError, PaymentUnavailableError, SessionError } from '../core/Errors.js'
 import * as PaidResponse from '../core/PaidResponse.js'
@@ -61,6 +62,12 @@ export type SessionOptions<E extends Env = Env> = {
 export type SessionRoute = SessionPrice & {
   /** Units charged before the handler runs, for each content request (default 1; 0 when the handler meters everything). */
   upfrontUnits?: number | undefined
+  /**
+   * `Payment-Authorization` for a route whose `Authorization` carries the application's own credentials (a Bearer
+   * API key): challenges name it, and every session credential (open, vouchers, topUp, close) is read from it only
+   * (default: `payment()`'s).
+   */
+  credentialHeader?: CredentialHeader | undefined
 }
 
 /**
@@ -78,13 +85,14 @@ export function sessionRoute<E extends Env>(
   Server.assertPrice({ amount: route.amount, description: route.description })
   const upfrontUnits = route.upfrontUnits ?? 1
   if (!Number.isSafeInteger(upfrontUnits) || upfrontUnits < 0) throw new Server.ConfigError('upfrontUnits must be a non-negative whole number')
+  const credentialHeader = route.credentialHeader === undefined ? server.credentialHeader : Server.checkedHeader(route.credentialHeader)
   const ttlSeconds = session.ttlSeconds ?? 3600
   if (!Number.isInteger(ttlSeconds) || ttlSeconds < 10 || ttlSeconds > 86_400) throw new Server.ConfigError('session ttlSeconds must be a whole number from 10 to 86400')
   let offer: SessionServer.SessionOffer | undefined
 
   return async function paymentSession(c, next) {
     try {
-      offer ??= { method: session.method, request: session.method.request(route), description: route.description, upfrontUnits, ttlSeconds }
+      offer ??= { method: session.method, request: session.method.request(route), description: route.description, upfrontUnits, ttlSeconds, credentialHeader }
     } catch (error) {
       if (!(error instanceof Server.ConfigError)) throw error
       console.error(JSON.stringify({ event: 'payment-configuration-error', route: c.req.path, detail: error.message }))

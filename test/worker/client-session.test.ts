@@ -4,6 +4,7 @@
  */
 import { env } from 'cloudflare:workers'
 import { Hono } from 'hono'
+import { bearerAuth } from 'hono/bearer-auth'
 import { Mppx, Store, tempo as mppxTempo } from 'mppx/server'
 import { createClient, http } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
@@ -168,5 +169,50 @@ describe('tempoSessionWallet', () => {
     const closed = await wallet.close('https://api.example.com/report')
     expect(closed).toMatchObject({ channelId: entry!.channelId, txHash: expect.stringMatching(/^0x[0-9a-f]{64}$/) })
     expect(await sessionChain({ url, chainId, escrow: tip20ChannelReserve }).getChannel(entry!.descriptor)).toMatchObject({ deposit: 0n })
+  })
+
+  it('behavior: pays a session route behind the application\'s Bearer key in Payment-Authorization: open, a stream with a mid-stream voucher, close', { timeout: 60_000 }, async () => {
+    const payee = await funded(1_000_000n)
+    const pay = payment<Env>({
+      realm: 'api.example.com',
+      secret: 'client-session-secret-0123456789abcdefghij',
+      methods: [ledger().method],
+      store: (c) => replayStore(c.env.REPLAY_GUARD),
+      session: { method: tempoSession({ chainId, recipient: payee.account.address, privateKey: payee.key, rpcUrl: url, pollIntervalMs: 100 }), channels: (c) => channelStore(c.env.CHANNEL_STATE, c.env.PAYER_CHANNELS) },
+    })
+    let runs = 0
+    const app = new Hono<Env>()
+    app.on(['GET', 'POST', 'HEAD'], '/chat', bearerAuth({ token: 'app-key' }), pay.session({ amount: '0.001', unitType: 'llm_token', credentialHeader: 'Payment-Authorization' }), (c) => {
+      runs++
+      return c.get('session').sse(async function* (s) {
+        for (let i = 0; i < 3; i++) {
+          await s.charge(1)
+          yield `token ${i}`
+        }
+      })
+    })
+    const seen: { authorization: string | null; action: unknown }[] = []
+    const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      seen.push({ authorization: request.headers.get('authorization'), action: Credential.fromHeader(request.headers.get('payment-authorization'))?.payload.action })
+      return app.request(request, undefined, env)
+    }) as typeof fetch
+    const payer = await funded()
+    const wallet = tempoSessionWallet({ account: payer.account, rpcUrl: url, chainId, maxDeposit: 100_000n })
+    const paid = paymentFetch({ wallets: [wallet], maxAmount: { [pathUsd]: '10000' }, fetch: fetcher })
+    // One unit up front, then the stream meters 3 more: it asks for vouchers on the way.
+    const stream = await paid('https://api.example.com/chat', { headers: { authorization: 'Bearer app-key' } })
+    expect(stream.status).toBe(200)
+    const events_ = await events(stream)
+    expect(events_.filter((e) => e.event === 'message').map((e) => e.data)).toEqual(['token 0', 'token 1', 'token 2'])
+    expect(JSON.parse(events_.at(-1)!.data)).toMatchObject({ spent: '4000' })
+    expect(runs).toBe(1)
+    const [entry] = [...wallet.channels.values()]
+    const closed = await wallet.close('https://api.example.com/chat')
+    expect(closed).toMatchObject({ channelId: entry!.channelId, spent: '4000', txHash: expect.stringMatching(/^0x[0-9a-f]{64}$/) })
+    // Every paid request kept the application's key and paid in Payment-Authorization.
+    const paidRequests = seen.filter((s) => s.action !== undefined)
+    expect(paidRequests.map((s) => s.action)).toEqual(expect.arrayContaining(['open', 'voucher', 'close']))
+    expect(paidRequests.every((s) => s.authorization === 'Bearer app-key')).toBe(true)
   })
 })

@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { Hono } from 'hono'
+import { bearerAuth } from 'hono/bearer-auth'
 import { type Hex, keccak256, toHex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { describe, expect, it } from 'vitest'
@@ -542,5 +543,71 @@ describe('pay.session: concurrency on one channel', () => {
     expect((await index.list()).map((row) => row.channelId)).toEqual([p.channelId])
     // Done once: nothing pending, the next alarm (if any) has no index work left.
     expect(await stub.indexNow()).toBe(true)
+  })
+})
+
+describe('pay.session: configuration', () => {
+  it('behavior: a seller offering only sessions configures no charge method; pay.charge then refuses at start-up', async () => {
+    const ledger = ledgerSession(payee.address)
+    const pay = payment<Env>({
+      realm: 'api.example.com',
+      secret,
+      store: (c) => replayStore(c.env.REPLAY_GUARD),
+      session: { method: ledger.method, channels: (c) => channelStore(c.env.CHANNEL_STATE, c.env.PAYER_CHANNELS) },
+    })
+    const app = new Hono<Env>()
+    app.on(['GET', 'POST', 'HEAD'], '/report', pay.session({ amount: '0.001', unitType: 'request' }), (c) => c.json({ ok: true }))
+    const p = payer()
+    const unpaid = await app.request(`${base}/report`, {}, env)
+    const challenge = await challengeOf(unpaid)
+    expect(challenge).toMatchObject({ method: 'tempo', intent: 'session' })
+    expect(unpaid.headers.get('www-authenticate')).not.toContain('intent="charge"')
+    const paid = await app.request(`${base}/report`, { headers: { authorization: await openCredential(challenge, p, 1000n) } }, env)
+    expect(paid.status).toBe(200)
+    expect(receiptOf(paid)).toMatchObject({ channelId: p.channelId, spent: '1000' })
+    expect(() => pay.charge({ amount: '0.01' })).toThrow(/needs a payment method/)
+    // Without sessions, a server with no method at all is still a configuration error.
+    expect(() => payment<Env>({ realm: 'api.example.com', secret, store: (c) => replayStore(c.env.REPLAY_GUARD) })).toThrow(/at least one payment method/)
+  })
+
+  it('behavior: credentialHeader Payment-Authorization: the session is paid in that header, beside the route\'s own Bearer Authorization', async () => {
+    const ledger = ledgerSession(payee.address)
+    const pay = payment<Env>({
+      realm: 'api.example.com',
+      secret,
+      methods: [chargeLedger().method],
+      store: (c) => replayStore(c.env.REPLAY_GUARD),
+      session: { method: ledger.method, channels: (c) => channelStore(c.env.CHANNEL_STATE, c.env.PAYER_CHANNELS) },
+    })
+    let runs = 0
+    const app = new Hono<Env>()
+    app.on(['GET', 'POST', 'HEAD'], '/report', bearerAuth({ token: 'app-key' }), pay.session({ amount: '0.001', credentialHeader: 'Payment-Authorization' }), (c) => {
+      runs++
+      return c.json({ ok: true })
+    })
+    app.get('/open', pay.session({ amount: '0.001', credentialHeader: 'Payment-Authorization' }), (c) => c.json({ ok: true }))
+    const request = (headers: Record<string, string>, method = 'GET') => app.request(`${base}/report`, { method, headers: { authorization: 'Bearer app-key', ...headers } }, env)
+    const p = payer()
+    const challenge = await challengeOf(await request({}))
+    expect(challenge.header).toBe('Payment-Authorization')
+    expect((await request({ 'payment-authorization': await openCredential(challenge, p, 1000n) })).status).toBe(200)
+    // Vouchers, management requests included, come in the same header.
+    const managed = await request({ 'payment-authorization': await voucherCredential(challenge, p, 3000n) }, 'POST')
+    expect(managed.status).toBe(204)
+    const next = await request({ 'payment-authorization': await voucherCredential(challenge, p, 3000n) })
+    expect(next.status).toBe(200)
+    expect(receiptOf(next)).toMatchObject({ acceptedCumulative: '3000', spent: '2000' })
+    expect(runs).toBe(2)
+    // Where the route has no Bearer check, a session credential in Authorization is not read: 402 saying where to send it.
+    const open = await challengeOf(await app.request(`${base}/open`, {}, env))
+    const misplaced = await app.request(`${base}/open`, { headers: { authorization: await voucherCredential(open, p, 3000n) } }, env)
+    expect(misplaced.status).toBe(402)
+    expect((await problemOf(misplaced)) as unknown).toMatchObject({ detail: expect.stringContaining('Payment-Authorization') })
+    // A challenge for the default header is refused here, and this route's challenge is refused on a default route.
+    const plain = await challengeOf(await setup().request('/report'))
+    const wrong = await request({ 'payment-authorization': await voucherCredential(plain, p, 3000n) })
+    expect(wrong.status).toBe(402)
+    expect((await problemOf(wrong)).type).toBe('https://paymentauth.org/problems/invalid-challenge')
+    expect(runs).toBe(2)
   })
 })
