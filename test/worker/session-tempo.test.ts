@@ -13,7 +13,7 @@ import * as Challenge from '../../src/core/Challenge.js'
 import * as Credential from '../../src/core/Credential.js'
 import * as Receipt from '../../src/core/Receipt.js'
 import type * as Session from '../../src/core/Session.js'
-import { tempoSession } from '../../src/methods/tempo/session-method.js'
+import { type TempoSessionConfig, tempoSession } from '../../src/methods/tempo/session-method.js'
 import { closeGracePeriodSeconds, tip20ChannelReserve } from '../../src/methods/tempo/session/abi.js'
 import { sessionChain } from '../../src/methods/tempo/session/chain.js'
 import { payment } from '../../src/middleware/payment.js'
@@ -27,7 +27,7 @@ type Env = { Bindings: Cloudflare.Env }
 const transferEvent = parseAbi(['event Transfer(address indexed from, address indexed to, uint256 amount)'])
 
 /** A seller on `url`: 0.01 pathUSD per request, and a stream at 0.001 per token. */
-async function seller(url = env.TEST_SESSION_RPC_URL) {
+async function seller(url = env.TEST_SESSION_RPC_URL, extra: Partial<TempoSessionConfig> = {}) {
   const client = chainClient(url)
   const payeeKey = generatePrivateKey()
   const payee = privateKeyToAccount(payeeKey)
@@ -39,7 +39,7 @@ async function seller(url = env.TEST_SESSION_RPC_URL) {
     secret: 'session-tempo-secret-0123456789abcdefghij',
     methods: [ledger().method],
     store: (c) => replayStore(c.env.REPLAY_GUARD),
-    session: { method: tempoSession({ ...settings, pollIntervalMs: 100 }), channels: (c) => channelStore(c.env.CHANNEL_STATE, c.env.PAYER_CHANNELS) },
+    session: { method: tempoSession({ ...settings, ...extra, pollIntervalMs: 100 }), channels: (c) => channelStore(c.env.CHANNEL_STATE, c.env.PAYER_CHANNELS) },
   })
   let runs = 0
   const app = new Hono<Env>()
@@ -213,5 +213,89 @@ describe('sessions on the local chain', () => {
     } finally {
       await own.stop()
     }
+  })
+
+  it('behavior: a sponsored open and topUp: the server co-signs as fee payer under the sponsor policy; the payer pays exactly the deposit, the sponsor the fees', async () => {
+    const url = env.TEST_SESSION_RPC_URL
+    const client = chainClient(url)
+    const sponsorKey = generatePrivateKey()
+    const sponsor = privateKeyToAccount(sponsorKey)
+    await fund(client, sponsor.address, 1_000_000n)
+    const shop = await seller(url, { feePayer: { privateKey: sponsorKey } })
+    const p = await payer(shop.client)
+    const challenge = await challengeOf(await shop.fetcher('https://api.example.com/report'))
+    expect((challenge.request.methodDetails as Record<string, unknown>).feePayer).toBe(true)
+    const credential = (payload: Record<string, unknown>) => Credential.serialize({ challenge, payload })
+    const payerStart = await balanceOf(client, p.address)
+    const sponsorStart = await balanceOf(client, sponsor.address)
+
+    const opened = await signOpen(shop.chain, p, { payee: shop.payee.address, token: pathUsd, deposit: 100_000n, sponsored: true })
+    const first = await shop.fetcher('https://api.example.com/report', {
+      headers: {
+        authorization: credential({
+          action: 'open',
+          type: 'transaction',
+          channelId: opened.channelId,
+          transaction: opened.serialized,
+          descriptor: opened.descriptor,
+          cumulativeAmount: '10000',
+          signature: (await voucherFor(shop.chain, p, opened.channelId, 10_000n)).signature,
+        }),
+      },
+    })
+    expect(first.status).toBe(200)
+    expect(await balanceOf(client, p.address)).toBe(payerStart - 100_000n)
+    const afterOpen = await balanceOf(client, sponsor.address)
+    expect(afterOpen).toBeLessThan(sponsorStart)
+
+    const top = await signTopUp(shop.chain, p, opened.descriptor, 50_000n, { sponsored: true })
+    const topped = await shop.fetcher('https://api.example.com/report', {
+      method: 'POST',
+      headers: { authorization: credential({ action: 'topUp', type: 'transaction', channelId: opened.channelId, transaction: top.serialized, descriptor: opened.descriptor, additionalDeposit: '50000' }) },
+    })
+    expect(topped.status).toBe(204)
+    expect(await balanceOf(client, p.address)).toBe(payerStart - 150_000n)
+    expect(await balanceOf(client, sponsor.address)).toBeLessThan(afterOpen)
+    expect(await sessionChain({ url, chainId, escrow: tip20ChannelReserve }).getChannel(opened.descriptor)).toMatchObject({ deposit: 150_000n })
+
+    // Close (the payee's own transaction): the payer ends down exactly what it spent, having paid no fee at all.
+    const close = credential({ action: 'close', channelId: opened.channelId, descriptor: opened.descriptor, cumulativeAmount: '10000', signature: (await voucherFor(shop.chain, p, opened.channelId, 10_000n)).signature })
+    expect((await shop.fetcher('https://api.example.com/report', { method: 'POST', headers: { authorization: close } })).status).toBe(200)
+    expect(await balanceOf(client, p.address)).toBe(payerStart - 10_000n)
+  })
+
+  it('error: a sponsored open outside the sponsor policy is refused before anything is sent; the payer pays nothing', async () => {
+    const url = env.TEST_SESSION_RPC_URL
+    const client = chainClient(url)
+    const sponsorKey = generatePrivateKey()
+    const sponsor = privateKeyToAccount(sponsorKey)
+    await fund(client, sponsor.address, 1_000_000n)
+    // A policy that sponsors no transaction this large (an open uses ~0.8M gas).
+    const shop = await seller(url, { feePayer: { privateKey: sponsorKey, policy: { maxGas: 100_000n } } })
+    const p = await payer(shop.client)
+    const challenge = await challengeOf(await shop.fetcher('https://api.example.com/report'))
+    const payerStart = await balanceOf(client, p.address)
+    const opened = await signOpen(shop.chain, p, { payee: shop.payee.address, token: pathUsd, deposit: 100_000n, sponsored: true })
+    const refused = await shop.fetcher('https://api.example.com/report', {
+      headers: {
+        authorization: Credential.serialize({
+          challenge,
+          payload: {
+            action: 'open',
+            type: 'transaction',
+            channelId: opened.channelId,
+            transaction: opened.serialized,
+            descriptor: opened.descriptor,
+            cumulativeAmount: '10000',
+            signature: (await voucherFor(shop.chain, p, opened.channelId, 10_000n)).signature,
+          },
+        }),
+      },
+    })
+    expect(refused.status).toBe(402)
+    expect(shop.runs()).toBe(0)
+    expect(await balanceOf(client, p.address)).toBe(payerStart)
+    expect(await balanceOf(client, sponsor.address)).toBe(1_000_000n)
+    expect(await client.request({ method: 'eth_getTransactionReceipt', params: [opened.hash as Hex] })).toBeNull()
   })
 })
