@@ -68,4 +68,6 @@ export interface ChannelStore {
   channel(channelId: string): Channel
   /** Notes that `payer` opened `channelId` (for the operator listing). */
   indexPayer(payer: string, channelId: string): Promise<void>
+  /** The channel ids `payer` opened, newest first (for the bootstrap preflight); absent when there is no payer index. */
+  payerChannels?(payer: string): Promise<string[]>
 }

@@ -328,6 +328,11 @@ export const Snapshot = v.object({
   settled: Amount,
   spent: Amount,
   units: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+  /**
+   * The accepted voucher itself, in a bootstrap answer to the proven payer only: a client without local state resumes
+   * the channel from it (mppx checks it against `acceptedCumulative`).
+   */
+  highestVoucher: v.optional(v.object({ channelId: Bytes32, cumulativeAmount: Amount, signature: v.pipe(v.string(), v.regex(/^0x[0-9a-fA-F]{128,130}$/)) })),
 })
 export type Snapshot = v.InferOutput<typeof Snapshot>
 

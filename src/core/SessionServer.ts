@@ -44,6 +44,12 @@ export type SessionOffer = {
    * `Authorization` carries the application's own credentials. Challenges name it, bound into their id.
    */
   credentialHeader?: Challenge.CredentialHeader | undefined
+  /**
+   * A zero-amount charge offer for the bootstrap preflight (draft-tempo-session-00, "Bootstrap Preflight"): a `HEAD`
+   * without a credential is challenged with it too, and a `HEAD` paying it answers `204` with the session headers of
+   * the proven payer's open channel on this resource's terms, so a payer without local state resumes it.
+   */
+  bootstrap?: Server.Offer | undefined
 }
 
 /** Where state lives for one request. */
@@ -118,6 +124,7 @@ export async function handle(server: Server.Server, request: Request, offer: Ses
     if (error instanceof Credential.MultipleCredentialsError) return answer(context, new BadRequestError({ detail: 'send exactly one Payment credential' }))
     return answer(context, new MalformedCredentialError({ detail: (error as Error).message }))
   }
+  if (credential && offer.bootstrap && request.method === 'HEAD' && credential.challenge.intent === 'charge') return bootstrap(context, offer.bootstrap, credential)
   if (!credential) {
     const misplaced = header !== 'Authorization' && /(^|,)\s*payment(\s|$)/i.test(request.headers.get('authorization') ?? '')
     const detail = misplaced ? `Payment is required: send the credential in ${header}, as the challenge says.` : 'Payment is required.'
@@ -135,6 +142,43 @@ export async function handle(server: Server.Server, request: Request, offer: Ses
 }
 
 type Answering = { server: Server.Server; request: Request; offer: SessionOffer; route: string; now: Date }
+
+// A HEAD proving the payer with a zero-amount charge: 204 with its open channel's session headers (never the handler).
+async function bootstrap(context: Context, charge: Server.Offer, credential: Credential.Credential): Promise<SessionOutcome> {
+  const { server, request, offer, stores, now } = context
+  const outcome = await Server.handle(server, request, [charge], { store: stores.replay, now, credentialHeader: headerOf(server, offer) })
+  if (outcome.type === 'response') return outcome
+  // The method verified the proof's signature by `source` over this challenge: the source is the payer.
+  const payer = /^did:pkh:eip155:(\d{1,16}):(0x[0-9a-fA-F]{40})$/.exec(credential.source ?? '')
+  const headers = new Headers({ 'cache-control': 'private, no-store', 'payment-receipt': Receipt.serialize(outcome.receipt) })
+  try {
+    const account = payer && Number(payer[1]) === offer.request.methodDetails.chainId ? await resumable(stores.channels, payer[2]!.toLowerCase(), offer.request) : undefined
+    if (account?.acceptedSignature) {
+      const snapshot = snapshotOf(account, account.spent + BigInt(offer.request.amount))
+      snapshot.highestVoucher = { channelId: account.channelId, cumulativeAmount: account.accepted.toString(), signature: account.acceptedSignature }
+      headers.set(Session.sessionHeader, account.channelId)
+      headers.set(Session.snapshotHeader, Session.serializeSnapshot(snapshot))
+    }
+  } catch (error) {
+    await outcome.release().catch(() => {})
+    throw new PaymentUnavailableError({ detail: 'channel state is unavailable', retryAfter: 1, cause: error })
+  }
+  await outcome.deliver()
+  return { type: 'response', response: new Response(null, { status: 204, headers }) }
+}
+
+// The payer's newest channel that still serves and pays this resource: same escrow, chain, payee, token and operator.
+async function resumable(channels: ChannelStore, payer: string, request: Session.Request): Promise<ChannelAccount.ChannelAccount | undefined> {
+  const operator = request.methodDetails.operator ?? '0x0000000000000000000000000000000000000000'
+  for (const id of (await channels.payerChannels?.(payer)) ?? []) {
+    const account = await channels.channel(id).state()
+    if (!account || account.status !== 'open' || account.closeRequestedAt !== 0n || account.descriptor.payer !== payer) continue
+    if (account.escrow !== request.methodDetails.escrowContract || account.chainId !== request.methodDetails.chainId) continue
+    if (account.descriptor.payee !== request.recipient || account.descriptor.token !== request.currency || account.descriptor.operator !== operator) continue
+    return account
+  }
+  return undefined
+}
 type Context = Answering & { stores: SessionStores }
 
 async function verify(context: Context, credential: Credential.Credential): Promise<SessionOutcome> {
@@ -392,7 +436,11 @@ export async function challenges(server: Server.Server, request: Request, offer:
     request: sessionRequest as unknown as Record<string, unknown>,
     description: offer.description,
   }
-  return Server.challenges({ ...server, ttlSeconds: offer.ttlSeconds }, request, [asOffer], now, headerOf(server, offer))
+  const list = await Server.challenges({ ...server, ttlSeconds: offer.ttlSeconds }, request, [asOffer], now, headerOf(server, offer))
+  if (request.method !== 'HEAD' || !offer.bootstrap) return list
+  // draft-tempo-session-00, "Bootstrap Preflight": a HEAD may prove the payer with a zero-amount charge instead (its
+  // challenge lives as long as the server's charge challenges do).
+  return [...list, ...(await Server.challenges(server, request, [offer.bootstrap], now, headerOf(server, offer)))]
 }
 
 function headerOf(server: Server.Server, offer: SessionOffer): Challenge.CredentialHeader {

@@ -68,6 +68,13 @@ export type SessionRoute = SessionPrice & {
    * (default: `payment()`'s).
    */
   credentialHeader?: CredentialHeader | undefined
+  /**
+   * The bootstrap preflight (draft-tempo-session-00, "Bootstrap Preflight"): a `HEAD` is also challenged with a
+   * zero-amount charge of the session's method (configured in `methods`), and a `HEAD` paying it answers `204` with
+   * the session headers of that payer's open channel here, so a client without local state resumes it instead of
+   * opening another. The handler never runs.
+   */
+  bootstrap?: boolean | undefined
 }
 
 /**
@@ -86,13 +93,24 @@ export function sessionRoute<E extends Env>(
   const upfrontUnits = route.upfrontUnits ?? 1
   if (!Number.isSafeInteger(upfrontUnits) || upfrontUnits < 0) throw new Server.ConfigError('upfrontUnits must be a non-negative whole number')
   const credentialHeader = route.credentialHeader === undefined ? server.credentialHeader : Server.checkedHeader(route.credentialHeader)
+  if (route.bootstrap && !server.methods.get(session.method.name)?.intents.includes('charge')) {
+    throw new Server.ConfigError(`pay.session bootstrap needs the ${session.method.name} charge method in methods`)
+  }
   const ttlSeconds = session.ttlSeconds ?? 3600
   if (!Number.isInteger(ttlSeconds) || ttlSeconds < 10 || ttlSeconds > 86_400) throw new Server.ConfigError('session ttlSeconds must be a whole number from 10 to 86400')
   let offer: SessionServer.SessionOffer | undefined
 
   return async function paymentSession(c, next) {
     try {
-      offer ??= { method: session.method, request: session.method.request(route), description: route.description, upfrontUnits, ttlSeconds, credentialHeader }
+      offer ??= {
+        method: session.method,
+        request: session.method.request(route),
+        description: route.description,
+        upfrontUnits,
+        ttlSeconds,
+        credentialHeader,
+        bootstrap: route.bootstrap ? (await Server.chargeOffers(server, { amount: '0' }, [session.method.name]))[0] : undefined,
+      }
     } catch (error) {
       if (!(error instanceof Server.ConfigError)) throw error
       console.error(JSON.stringify({ event: 'payment-configuration-error', route: c.req.path, detail: error.message }))

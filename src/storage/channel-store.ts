@@ -15,5 +15,6 @@ export function channelStore(channels: DurableObjectNamespace<ChannelState>, pay
     indexPayer: async (payer, channelId) => {
       if (payers) await payers.get(payers.idFromName(payer.toLowerCase())).add(channelId)
     },
+    payerChannels: async (payer) => (payers ? (await payers.get(payers.idFromName(payer.toLowerCase())).list(20)).map((row) => row.channelId) : []),
   }
 }

@@ -11,6 +11,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { tempoModerato } from 'viem/chains'
 import { describe, expect, it, onTestFailed } from 'vitest'
 import * as Credential from '../../src/core/Credential.js'
+import { tempo } from '../../src/methods/tempo/method.js'
 import { tempoSession } from '../../src/methods/tempo/session-method.js'
 import { tip20ChannelReserve } from '../../src/methods/tempo/session/abi.js'
 import { sessionChain } from '../../src/methods/tempo/session/chain.js'
@@ -98,5 +99,63 @@ describe('mppx session client → pay.session', () => {
     expect(paid).toBeGreaterThanOrEqual(30_000n)
     expect(paid).toBeLessThan(30_000n + 100_000n)
     expect((await channelStore(env.CHANNEL_STATE).channel(channelId).state())?.status).toBe('closed')
+  })
+
+  it('behavior: bootstrap preflight: a fresh mppx client of the same payer proves itself on HEAD with a zero-amount charge, gets its open channel (204, no handler run) and resumes it instead of opening another', { timeout: 60_000 }, async () => {
+    const payeeKey = generatePrivateKey()
+    const payee = privateKeyToAccount(payeeKey)
+    await fund(client, payee.address, 1_000_000n)
+    const pay = payment<Env>({
+      realm: 'api.example.com',
+      secret: 'session-interop-secret-0123456789abcdefgh',
+      methods: [tempo({ chainId, recipient: payee.address, rpcUrl: url, pollIntervalMs: 100 })],
+      store: (c) => replayStore(c.env.REPLAY_GUARD),
+      session: { method: tempoSession({ chainId, recipient: payee.address, privateKey: payeeKey, rpcUrl: url, pollIntervalMs: 100 }), channels: (c) => channelStore(c.env.CHANNEL_STATE, c.env.PAYER_CHANNELS) },
+    })
+    let runs = 0
+    const app = new Hono<Env>()
+    app.on(['GET', 'POST', 'HEAD'], '/report', pay.session({ amount: '0.01', unitType: 'request', suggestedDeposit: '0.1', bootstrap: true }), (c) => {
+      runs++
+      return c.json({ report: 'ok' })
+    })
+    const seen: { method: string; intent?: unknown; action?: unknown; status: number }[] = []
+    const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init)
+      const credential = Credential.fromHeader(request.headers.get('authorization'))
+      const response = await app.request(request, undefined, env)
+      seen.push({ method: request.method, intent: credential?.challenge.intent, action: credential?.payload.action, status: response.status })
+      return response
+    }) as typeof fetch
+    onTestFailed(() => console.log(JSON.stringify(seen)))
+    const account = privateKeyToAccount(generatePrivateKey())
+    await fund(client, account.address, 5_000_000n)
+    const manager = (bootstrap: boolean) =>
+      mppxTempo.session.manager({
+        account,
+        client: createClient({ account, chain: { ...tempoModerato, rpcUrls: { default: { http: [url] } } }, transport: http(url) }),
+        maxDeposit: '1',
+        fetch: fetcher,
+        bootstrap,
+      })
+    const first = manager(false)
+    expect((await first.fetch('https://api.example.com/report')).status).toBe(200)
+    const channelId = first.channelId as Hex
+    seen.length = 0
+
+    // Another process of the same payer, with no local state.
+    const fresh = manager(true)
+    const resumed = await fresh.fetch('https://api.example.com/report')
+    expect(resumed.status).toBe(200)
+    expect(resumed.receipt).toMatchObject({ channelId, spent: '20000' })
+    expect(fresh.channelId).toBe(channelId)
+    // A HEAD got the challenges, a HEAD paid the zero-amount charge (204: no handler), then a voucher paid the request.
+    expect(seen.filter((s) => s.method === 'HEAD')).toEqual([
+      { method: 'HEAD', status: 402 },
+      { method: 'HEAD', intent: 'charge', status: 204 },
+    ])
+    expect(seen.some((s) => s.action === 'open')).toBe(false)
+    expect(seen.filter((s) => s.method !== 'HEAD').at(-1)).toMatchObject({ action: 'voucher', status: 200 })
+    expect(runs).toBe(2)
+    expect((await env.PAYER_CHANNELS.get(env.PAYER_CHANNELS.idFromName(account.address.toLowerCase())).list()).map((row) => row.channelId)).toEqual([channelId])
   })
 })
