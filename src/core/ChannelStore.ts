@@ -1,6 +1,7 @@
 /** @module Per-channel session state, as the session flow sees it (implemented by the ChannelState Durable Object). */
 import type { Accepted, ChannelAccount, Failure, SignedVoucher } from './ChannelAccount.js'
 import type { Descriptor } from './Session.js'
+import type { Rule } from './VoucherPacing.js'
 
 /** A channel's state as the chain reported it on open, topUp or close. */
 export type ChainState = {
@@ -37,8 +38,8 @@ export interface Channel {
   state(): Promise<ChannelAccount | undefined>
   /** Records a verified open and accepts its first voucher. */
   open(chain: ChainState, voucher: SignedVoucher, minDelta: bigint): Promise<Result<Accepted>>
-  /** Accepts a voucher and, with it, charges for the work it pays for. */
-  voucher(voucher: SignedVoucher, minDelta: bigint, charge?: Charge | undefined): Promise<Result<{ accepted: Accepted; duplicate: boolean }>>
+  /** Accepts a voucher and, with it, charges for the work it pays for; `rate` limits submissions (default 10 a second, `null` off). */
+  voucher(voucher: SignedVoucher, minDelta: bigint, charge?: Charge | undefined, rate?: Rule | null | undefined): Promise<Result<{ accepted: Accepted; duplicate: boolean }>>
   /** Charges out of the accepted vouchers; `duplicate` when this (challenge, key) was charged before. */
   charge(charge: Charge): Promise<Result<{ duplicate: boolean }>>
   /** Gives back a charge whose work was not delivered. */

@@ -29,6 +29,7 @@ import type { ReplayStore } from './ReplayStore.js'
 import * as Server from './Server.js'
 import * as Session from './Session.js'
 import type { SessionMethod } from './SessionMethod.js'
+import type * as VoucherPacing from './VoucherPacing.js'
 
 /** A session-priced resource: the method, the request its challenges carry, and what one request costs up front. */
 export type SessionOffer = {
@@ -50,6 +51,11 @@ export type SessionOffer = {
    * the proven payer's open channel on this resource's terms, so a payer without local state resumes it.
    */
   bootstrap?: Server.Offer | undefined
+  /**
+   * The voucher rate limit per channel (default `VoucherPacing.defaultRule`, the spec's 10 a second); `null` turns it
+   * off (a private deployment or a benchmark of raw voucher throughput).
+   */
+  voucherRate?: VoucherPacing.Rule | null | undefined
 }
 
 /** Where state lives for one request. */
@@ -253,9 +259,9 @@ async function verify(context: Context, credential: Credential.Credential): Prom
       const cumulative = BigInt(action.cumulativeAmount)
       const signer = await offer.method.recoverVoucher({ channelId, cumulativeAmount: cumulative, signature: action.signature }, request)
       const voucher = { cumulative, signature: action.signature, signer }
-      if (!content) return management(expect(await channel.voucher(voucher, minDelta), channelId).account, echoed.id, request, 204)
+      if (!content) return management(expect(await channel.voucher(voucher, minDelta, undefined, offer.voucherRate), channelId).account, echoed.id, request, 204)
       const charge = upfront(offer.upfrontUnits)
-      const accepted = expect(await channel.voucher(voucher, minDelta, charge), channelId)
+      const accepted = expect(await channel.voucher(voucher, minDelta, charge, offer.voucherRate), channelId)
       if (accepted.value.duplicate && idempotencyKey) return { type: 'replay', challengeId: echoed.id, idempotencyKey, channelId }
       return served(challenge, channel, accepted.account, charge)
     }

@@ -9,6 +9,7 @@ import * as Server from '../core/Server.js'
 import * as Session from '../core/Session.js'
 import type { SessionMethod, SessionPrice } from '../core/SessionMethod.js'
 import * as SessionServer from '../core/SessionServer.js'
+import * as VoucherPacing from '../core/VoucherPacing.js'
 import { type Idempotency, idempotencyKey, maxStoredBody, storableBody } from '../storage/idempotency.js'
 
 /** How a paused stream waits for a voucher before it ends (draft-tempo-session-00 suggests about 60 s). */
@@ -56,6 +57,11 @@ export type SessionOptions<E extends Env = Env> = {
   channels: (c: Context<E>) => ChannelStore
   /** Session challenge lifetime in seconds (default 3600): one challenge carries many voucher-paid requests. */
   ttlSeconds?: number | undefined
+  /**
+   * Voucher submissions allowed per channel (default the spec's 10 a second, a burst of 10, a wait of at most 1 s
+   * before `429`); `false` turns the limit off, for a private deployment or a throughput benchmark.
+   */
+  voucherRate?: { perSecond: number; burst?: number | undefined; maxDelayMs?: number | undefined } | false | undefined
 }
 
 /** A route's session price. */
@@ -96,6 +102,7 @@ export function sessionRoute<E extends Env>(
   if (route.bootstrap && !server.methods.get(session.method.name)?.intents.includes('charge')) {
     throw new Server.ConfigError(`pay.session bootstrap needs the ${session.method.name} charge method in methods`)
   }
+  const voucherRate = checkedRate(session.voucherRate)
   const ttlSeconds = session.ttlSeconds ?? 3600
   if (!Number.isInteger(ttlSeconds) || ttlSeconds < 10 || ttlSeconds > 86_400) throw new Server.ConfigError('session ttlSeconds must be a whole number from 10 to 86400')
   let offer: SessionServer.SessionOffer | undefined
@@ -110,6 +117,7 @@ export function sessionRoute<E extends Env>(
         ttlSeconds,
         credentialHeader,
         bootstrap: route.bootstrap ? (await Server.chargeOffers(server, { amount: '0' }, [session.method.name]))[0] : undefined,
+        voucherRate,
       }
     } catch (error) {
       if (!(error instanceof Server.ConfigError)) throw error
@@ -181,6 +189,16 @@ export function sessionRoute<E extends Env>(
     }
     c.res = new Response(body, { status: paid.status, statusText: paid.statusText, headers: paid.headers })
   }
+}
+
+function checkedRate(rate: SessionOptions['voucherRate']): VoucherPacing.Rule | null | undefined {
+  if (rate === undefined) return undefined
+  if (rate === false) return null
+  const rule = { perSecond: rate.perSecond, burst: rate.burst ?? Math.max(1, Math.ceil(rate.perSecond)), maxDelayMs: rate.maxDelayMs ?? VoucherPacing.defaultRule.maxDelayMs }
+  if (!(rule.perSecond > 0 && rule.perSecond <= 100_000) || !Number.isSafeInteger(rule.burst) || rule.burst < 1 || !Number.isSafeInteger(rule.maxDelayMs) || rule.maxDelayMs < 0 || rule.maxDelayMs > 10_000) {
+    throw new Server.ConfigError('session voucherRate: perSecond above 0, burst a whole number from 1, maxDelayMs from 0 to 10000')
+  }
+  return rule
 }
 
 // draft-tempo-session-00, "Request Idempotency": responses are kept per (challengeId, Idempotency-Key).

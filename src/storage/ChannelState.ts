@@ -253,15 +253,23 @@ export class ChannelState extends DurableObject implements Channel {
   }
 
   /** Accepts a voucher and, atomically with it, charges for the work it pays for. */
-  async voucher(voucher: ChannelAccount.SignedVoucher, minDelta: bigint, charge?: Charge | undefined): Promise<Result<{ accepted: ChannelAccount.Accepted; duplicate: boolean }>> {
+  async voucher(
+    voucher: ChannelAccount.SignedVoucher,
+    minDelta: bigint,
+    charge?: Charge | undefined,
+    rate?: VoucherPacing.Rule | null | undefined,
+  ): Promise<Result<{ accepted: ChannelAccount.Accepted; duplicate: boolean }>> {
     // draft-tempo-session-00, "Denial of Service": every submission counts, accepted or not. Decided here, in the
     // one object of the channel, so the limit holds whichever worker the vouchers arrive at.
-    const pacing = VoucherPacing.pace(this.voucherDue, Date.now())
-    if (!pacing.admitted) {
-      return { ok: false, failure: { problem: 'rate-limited', detail: 'too many vouchers on this channel: at most 10 per second', retryAfter: pacing.retryAfterSeconds } }
+    if (rate !== null) {
+      const rule = rate ?? VoucherPacing.defaultRule
+      const pacing = VoucherPacing.pace(this.voucherDue, Date.now(), rule)
+      if (!pacing.admitted) {
+        return { ok: false, failure: { problem: 'rate-limited', detail: `too many vouchers on this channel: at most ${rule.perSecond} a second`, retryAfter: pacing.retryAfterSeconds } }
+      }
+      this.voucherDue = pacing.due
+      if (pacing.waitMs > 0) await scheduler.wait(pacing.waitMs)
     }
-    this.voucherDue = pacing.due
-    if (pacing.waitMs > 0) await scheduler.wait(pacing.waitMs)
     const account = this.load()
     if (!account) return notFound()
     // Two steps with no await between them: the voucher is kept even when it does not cover the charge.

@@ -10,6 +10,7 @@ import * as Credential from '../../src/core/Credential.js'
 import * as Receipt from '../../src/core/Receipt.js'
 import * as Session from '../../src/core/Session.js'
 import { payment } from '../../src/middleware/payment.js'
+import type { SessionOptions } from '../../src/middleware/session.js'
 import { channelStore } from '../../src/storage/channel-store.js'
 import { idempotencyStore } from '../../src/storage/idempotency.js'
 import { replayStore } from '../../src/storage/replay-store.js'
@@ -23,7 +24,7 @@ const zero = '0x0000000000000000000000000000000000000000'
 
 type Env = { Bindings: Cloudflare.Env }
 
-function setup() {
+function setup(options: { voucherRate?: SessionOptions['voucherRate'] } = {}) {
   const ledger = ledgerSession(payee.address)
   const charge = chargeLedger()
   const pay = payment<Env>({
@@ -32,7 +33,7 @@ function setup() {
     methods: [charge.method],
     store: (c) => replayStore(c.env.REPLAY_GUARD),
     idempotency: (c) => idempotencyStore(c.env.IDEMPOTENCY_CACHE),
-    session: { method: ledger.method, channels: (c) => channelStore(c.env.CHANNEL_STATE, c.env.PAYER_CHANNELS) },
+    session: { method: ledger.method, channels: (c) => channelStore(c.env.CHANNEL_STATE, c.env.PAYER_CHANNELS), voucherRate: options.voucherRate },
   })
   let runs = 0
   const app = new Hono<Env>()
@@ -439,6 +440,23 @@ describe('pay.session: concurrency on one channel', () => {
     expect(after.status).toBe(200)
     expect(receiptOf(after)).toMatchObject({ acceptedCumulative: '2000', spent: '2000' })
     expect(t.runs() + elsewhere.runs()).toBe(runs + 2)
+  })
+
+  it('behavior: the voucher rate is the seller\'s setting: 2 a second refuses the third voucher at once; false turns the limit off', async () => {
+    const slow = setup({ voucherRate: { perSecond: 2, burst: 2, maxDelayMs: 0 } })
+    const p = payer()
+    const challenge = await challengeOf(await slow.request('/report'))
+    expect((await slow.request('/report', { headers: { authorization: await openCredential(challenge, p, 1000n) } })).status).toBe(200)
+    const authorization = await voucherCredential(challenge, p, 1000n)
+    const answers = []
+    for (let i = 0; i < 3; i++) answers.push((await slow.request('/report', { method: 'POST', headers: { authorization } })).status)
+    expect(answers).toEqual([204, 204, 429])
+    const open = setup({ voucherRate: false })
+    const q = payer()
+    expect((await open.request('/report', { headers: { authorization: await openCredential(challenge, q, 1000n) } })).status).toBe(200)
+    const same = await voucherCredential(challenge, q, 1000n)
+    const flood = await Promise.all(Array.from({ length: 40 }, () => open.request('/report', { method: 'POST', headers: { authorization: same } })))
+    expect(flood.every((r) => r.status === 204)).toBe(true)
   })
 
   it('behavior: a new stream on a channel ends an older stream still waiting for a voucher: it ends with its receipt, charged only for what it delivered', { timeout: 30_000 }, async () => {
