@@ -160,10 +160,13 @@ async function bootstrap(context: Context, charge: Server.Offer, credential: Cre
   try {
     const account = payer && Number(payer[1]) === offer.request.methodDetails.chainId ? await resumable(stores.channels, payer[2]!.toLowerCase(), offer.request) : undefined
     if (account?.acceptedSignature) {
-      const snapshot = snapshotOf(account, account.spent + BigInt(offer.request.amount))
-      snapshot.highestVoucher = { channelId: account.channelId, cumulativeAmount: account.accepted.toString(), signature: account.acceptedSignature }
       headers.set(Session.sessionHeader, account.channelId)
-      headers.set(Session.snapshotHeader, Session.serializeSnapshot(snapshot))
+      // The snapshot is v2's; a v1 channel is named by its id alone.
+      if (offer.request.methodDetails.sessionProtocol !== 'v1') {
+        const snapshot = snapshotOf(account, account.spent + BigInt(offer.request.amount))
+        snapshot.highestVoucher = { channelId: account.channelId, cumulativeAmount: account.accepted.toString(), signature: account.acceptedSignature }
+        headers.set(Session.snapshotHeader, Session.serializeSnapshot(snapshot))
+      }
     }
   } catch (error) {
     await outcome.release().catch(() => {})
