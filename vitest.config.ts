@@ -68,7 +68,7 @@ export default defineConfig({
               serviceBindings: { ORIGIN: 'origin' },
               ratelimits: { TEST_RATE_LIMITER: { simple: { limit: 2, period: 60 } } },
               analyticsEngineDatasets: { TEST_ANALYTICS: { dataset: 'mpp_gateway_test' } },
-              workers: [{ name: 'origin', modules: true, scriptPath: './test/gateway/origin.mjs', compatibilityDate: '2026-04-01' }],
+              workers: [{ name: 'origin', modules: true, scriptPath: './test/gateway/origin.mjs', compatibilityDate: '2026-04-01', compatibilityFlags: ['enable_request_signal'] }],
             },
           }),
         ],

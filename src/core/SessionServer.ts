@@ -103,6 +103,13 @@ export type Meter = {
   beginStream: () => Promise<void>
   /** Gives back everything this request charged (the work was not delivered). */
   refund: () => Promise<void>
+  /**
+   * Charges `cost` base units counted as `units`, for prices that are not one amount per unit (a reserve for a
+   * bound of tokens); throws like `charge`.
+   */
+  chargeAmount: (cost: bigint, units: number) => Promise<void>
+  /** Gives back part of what this request charged (a reserve settled lower); never more than it charged. */
+  refundAmount: (cost: bigint, units: number) => Promise<void>
   /** A receipt with the channel's current state and this request's units. */
   receipt: () => Session.SessionReceipt
   /** The `Payment-Session` and `Payment-Session-Snapshot` headers for a response. */
@@ -330,12 +337,38 @@ function served(challenge: Challenge.Challenge, channel: Channel, account: Chann
     async charge(n = 1) {
       if (!Number.isSafeInteger(n) || n < 0) throw new RangeError('units must be a non-negative whole number')
       if (n === 0) return
-      const charge = { cost: BigInt(n) * price, units: n, challengeId: challenge.id }
+      await meter.chargeAmount(BigInt(n) * price, n)
+    },
+    async chargeAmount(cost, n) {
+      if (cost < 0n || !Number.isSafeInteger(n) || n < 0) throw new RangeError('cost and units must be non-negative')
+      if (cost === 0n && n === 0) return
+      const charge = { cost, units: n, challengeId: challenge.id }
       const result = await channel.charge(charge)
       if (!result.ok) throw ChannelAccount.fromFailure(result.failure, account.channelId)
       latest = result.account
       units += n
       charges.push(charge)
+    },
+    async refundAmount(cost, n) {
+      // Taken off this request's latest charges, so a later full refund gives back only what is left.
+      if (cost < 0n || !Number.isSafeInteger(n) || n < 0) throw new RangeError('cost and units must be non-negative')
+      let leftCost = cost
+      let leftUnits = n
+      const back: Charge = { cost: 0n, units: 0, challengeId: challenge.id }
+      for (let i = charges.length - 1; i >= 0 && (leftCost > 0n || leftUnits > 0); i--) {
+        const charge = charges[i]!
+        const c = leftCost < charge.cost ? leftCost : charge.cost
+        const u = Math.min(leftUnits, charge.units)
+        charges[i] = { ...charge, cost: charge.cost - c, units: charge.units - u }
+        back.cost += c
+        back.units += u
+        leftCost -= c
+        leftUnits -= u
+      }
+      if (back.cost === 0n && back.units === 0) return
+      const result = await channel.refund(back)
+      if (result.ok) latest = result.account
+      units -= back.units
     },
     async waitForVoucher(timeoutMs) {
       const before = latest.accepted

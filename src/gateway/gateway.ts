@@ -12,28 +12,35 @@ import {
   MalformedCredentialError,
   isPaymentError,
 } from '../core/Errors.js'
+import * as Challenge from '../core/Challenge.js'
+import * as Credential from '../core/Credential.js'
 import * as Discovery from '../core/Discovery.js'
 import type { Method } from '../core/Method.js'
 import type { ReplayStore } from '../core/ReplayStore.js'
 import * as Server from '../core/Server.js'
+import * as SessionServer from '../core/SessionServer.js'
+import type { SessionMethod } from '../core/SessionMethod.js'
 import { listChannels } from '../middleware/channels.js'
 import * as Delivery from '../middleware/delivery.js'
 import type { ChannelState } from '../storage/ChannelState.js'
 import type { PayerChannels } from '../storage/PayerChannels.js'
+import { channelStore } from '../storage/channel-store.js'
 import { idempotencyStore, type Idempotency } from '../storage/idempotency.js'
 import { replayStore } from '../storage/replay-store.js'
 import { recorder, type Recorder } from './events.js'
-import { buildMethods, type MethodFactories } from './methods.js'
+import { meteredForward, type MeteredRoute } from './metered.js'
+import { buildMethods, buildSessionMethod, sessionMethodFactories, type MethodFactories, type SessionMethodFactories } from './methods.js'
 import { openApiDocument } from './openapi.js'
 import { callOrigin, originRequest } from './origin.js'
 import { refuseFormOverride, routingOverride } from './overrides.js'
 import { paymentPage, prefersHtml, type PageOffer } from './page.js'
 import { AmbiguousPathError, canonicalPath } from './path.js'
-import { PricingError, parsePricing, type PricingTable } from './pricing.js'
+import { PricingError, intents, parsePricing, type PricingTable } from './pricing.js'
+import { sessionDiscoveryOffer, sessionPrice } from './session-price.js'
 import { clientKey, overLimit } from './rate-limit.js'
 import { compileRoutes, matchRoute, methodsAt, type CompiledRoute } from './routes.js'
 import { amountFor, amounts } from './variable-price.js'
-import { readSettings, type GatewayEnv, type Settings } from './settings.js'
+import { SettingsError, readSettings, type GatewayEnv, type Settings } from './settings.js'
 
 /** What a gateway is built from. */
 export type GatewayOptions = {
@@ -43,6 +50,8 @@ export type GatewayOptions = {
   env: GatewayEnv
   /** Method factories by name (the deployed ones are `methodFactories`). */
   factories: MethodFactories
+  /** Session method factories by name, for routes with the `session` intent (default `sessionMethodFactories`: `tempo`). */
+  sessionFactories?: SessionMethodFactories | undefined
   /** Where log lines go (default `console.log`). */
   log?: ((line: string) => void) | undefined
 }
@@ -61,8 +70,12 @@ type Priced = {
   server: Server.Server
   /** The offers and payment-page rows of each amount the route charges (one unless its price varies). */
   variants: ReadonlyMap<string, Variant>
-  /** The first amount's offers: what the discovery document lists. */
+  /** The first amount's offers: what the discovery document lists (none for a session-only route). */
   offers: Promise<Server.Offer[]>
+  /** Whether the route offers the `charge` intent. */
+  charge: boolean
+  /** The route's session offer, when it has the `session` intent. */
+  metered: MeteredRoute | undefined
 }
 
 /** The offers of one amount a route charges, built once, and the payment page's rows for them. */
@@ -91,20 +104,37 @@ export function createGateway(options: GatewayOptions): Gateway {
   const record = recorder(settings.analytics, options.log)
   const store = replayStore(settings.replayGuard)
   const idempotency = settings.idempotencyCache ? idempotencyStore(settings.idempotencyCache) : undefined
-  const priced: (Priced | undefined)[] = routes.map((route) => (route.entry.free ? undefined : prepare(route, settings, methods, byName, record)))
+  // Session methods are built only for the methods session-priced routes accept.
+  const sessionMethods = new Map<string, SessionMethod>()
+  const sessionMethod = (name: string) => {
+    let method = sessionMethods.get(name)
+    if (!method) {
+      method = buildSessionMethod(name, table.methods, options.env, options.sessionFactories ?? sessionMethodFactories)
+      sessionMethods.set(name, method)
+    }
+    return method
+  }
+  const priced: (Priced | undefined)[] = routes.map((route) => (route.entry.free ? undefined : prepare(route, settings, methods, byName, record, sessionMethod)))
+  const env = options.env as GatewayEnv & { CHANNEL_STATE?: DurableObjectNamespace<ChannelState>; PAYER_CHANNELS?: DurableObjectNamespace<PayerChannels> }
+  const channels = sessionMethods.size > 0 ? sessionChannels(env) : undefined
 
   let discovery: Promise<string> | undefined
   const openApi = () =>
     (discovery ??= (async () => {
       const offers = new Map<number, Server.Offer[]>()
-      for (const entry of priced) if (entry) offers.set(entry.route.index, await entry.offers)
-      return JSON.stringify(openApiDocument(table, routes, offers))
+      const sessions = new Map<number, Discovery.DiscoveryOffer[]>()
+      for (const entry of priced) {
+        if (!entry) continue
+        offers.set(entry.route.index, await entry.offers)
+        if (entry.metered) sessions.set(entry.route.index, [sessionDiscoveryOffer(entry.route.entry, entry.metered)])
+      }
+      return JSON.stringify(openApiDocument(table, routes, offers, sessions))
     })().catch((error) => {
       discovery = undefined
       throw error
     }))
 
-  const context: Context = { settings, store, idempotency, record }
+  const context: Context = { settings, store, idempotency, record, channels }
 
   async function handle(request: Request): Promise<Response> {
     const url = new URL(request.url)
@@ -121,7 +151,6 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (path.startsWith(reservedPaths.prefix)) {
       if (path === reservedPaths.health && (method === 'GET' || method === 'HEAD')) return health(table, methods)
       if (path === reservedPaths.channels && method === 'GET') {
-        const env = options.env as GatewayEnv & { CHANNEL_STATE?: DurableObjectNamespace<ChannelState>; PAYER_CHANNELS?: DurableObjectNamespace<PayerChannels> }
         return listChannels(request, { secret: text(env.MPP_OPERATOR_SECRET), channels: env.CHANNEL_STATE, payers: env.PAYER_CHANNELS })
       }
       return Server.problemResponse(new BadRequestError({ detail: `${reservedPaths.prefix} is reserved for the gateway` }))
@@ -180,6 +209,13 @@ type Context = {
   store: ReplayStore
   idempotency: Idempotency | undefined
   record: Recorder
+  channels: ReturnType<typeof channelStore> | undefined
+}
+
+function sessionChannels(env: GatewayEnv & { CHANNEL_STATE?: DurableObjectNamespace<ChannelState>; PAYER_CHANNELS?: DurableObjectNamespace<PayerChannels> }) {
+  const bound = (value: unknown) => typeof value === 'object' && value !== null && typeof (value as DurableObjectNamespace).idFromName === 'function'
+  if (!bound(env.CHANNEL_STATE)) throw new SettingsError('CHANNEL_STATE must be bound to the ChannelState Durable Object: session-priced routes keep their channels there')
+  return channelStore(env.CHANNEL_STATE!, bound(env.PAYER_CHANNELS) ? env.PAYER_CHANNELS : undefined)
 }
 
 function prepare(
@@ -188,8 +224,10 @@ function prepare(
   methods: Method<any, any>[],
   byName: Map<string, Method<any, any>>,
   record: Recorder,
+  sessionMethod: (name: string) => SessionMethod,
 ): Priced {
   const entry = route.entry
+  const offered = intents(entry)
   const server = Server.create({
     realm: settings.realm,
     secret: settings.secret,
@@ -202,16 +240,40 @@ function prepare(
     onEvent: (event) => record({ ...event, route: route.label, request: event.route }),
   })
   const accepts = entry.accept ?? methods.map((method) => ({ method: method.name, currency: undefined, price: undefined }))
+  const charge = offered.includes('charge')
   // A price that varies is one set of offers per amount, all priced now, so none fails at request time.
-  const variants = new Map(amounts(entry).map((amount) => [amount, variant(amount)] as const))
-  return { route, server, variants, offers: variants.values().next().value!.offers }
+  const variants = new Map(charge ? amounts(entry).map((amount) => [amount, variant(amount)] as const) : [])
+  const metered = offered.includes('session') ? sessionRoute() : undefined
+  return { route, server, variants, offers: charge ? variants.values().next().value!.offers : Promise.resolve([]), charge, metered }
+
+  function sessionRoute(): MeteredRoute {
+    // The session offer goes to the first accepted method that serves sessions; a session-only route's "accept" names no other.
+    const candidates = entry.accept ?? methods.map((method) => ({ method: method.name, currency: undefined }))
+    let chosen: { name: string; method: SessionMethod; currency: string | undefined } | undefined
+    for (const [j, accept] of candidates.entries()) {
+      try {
+        const method = sessionMethod(accept.method)
+        chosen ??= { name: accept.method, method, currency: accept.currency }
+      } catch (error) {
+        const notServed = error instanceof PricingError && error.message.endsWith('does not serve the "session" intent')
+        // Without "accept", the session goes to whichever configured methods serve it.
+        if (!notServed || (!charge && entry.accept)) throw new PricingError(`pricing.json ${route.label} accept[${j}] (${accept.method}): ${(error as Error).message.replace(/^pricing\.json /, '')}`, { cause: error })
+      }
+    }
+    if (!chosen) throw new PricingError(`pricing.json ${route.label}: no accepted method serves the "session" intent`)
+    try {
+      return sessionPrice(route.label, entry, chosen.method, chosen.currency)
+    } catch (error) {
+      throw new PricingError(`pricing.json ${route.label} session (${chosen.name}): ${(error as Error).message}`, { cause: error })
+    }
+  }
 
   function variant(amount: string): Variant {
     const page: PageOffer[] = []
     const built = accepts.map((accept, j) => {
       const method = byName.get(accept.method)!
       const where = `pricing.json ${route.label} accept[${j}] (${accept.method})`
-      if (!method.intents.includes(entry.intent)) throw new PricingError(`${where}: the method does not serve the "${entry.intent}" intent`)
+      if (!method.intents.includes('charge')) throw new PricingError(`${where}: the method does not serve the "charge" intent`)
       const price = { amount: accept.price ?? amount, currency: accept.currency, description: entry.description }
       let request: unknown
       try {
@@ -223,7 +285,7 @@ function prepare(
       const offer = async (): Promise<Server.Offer> => {
         const value = (await request) as Record<string, unknown>
         page[j] = { method: method.name, price: price.amount, currency: String(accept.currency ?? value.currency ?? ''), amount: String(value.amount ?? '') }
-        return { method, intent: entry.intent, request: value, description: entry.description }
+        return { method, intent: 'charge', request: value, description: entry.description }
       }
       return offer().catch((error) => {
         throw new ConfigurationError({ detail: `${where}: ${(error as Error).message}`, cause: error })
@@ -266,6 +328,13 @@ async function payAndForward(context: Context, paid: Priced, original: Request, 
     request = new Request(canonical, original)
   }
 
+  if (paid.metered) {
+    const intent = presents ? credentialIntent(credentials) : undefined
+    if (!paid.charge || intent === 'session') {
+      return meteredForward({ settings, server: paid.server, channels: context.channels!, replay: context.store, record }, paid.metered, request, url, path)
+    }
+  }
+
   const slot = presents ? await Delivery.replaySlot(context.idempotency, request, paid.server.credentialHeader) : undefined
   const stored = slot && (await Delivery.replayed(slot))
   if (stored) return stored
@@ -286,6 +355,11 @@ async function payAndForward(context: Context, paid: Priced, original: Request, 
     return Server.problemResponse(new PaymentUnavailableError({ detail: 'payment processing failed', retryAfter: 2 }))
   }
   if (outcome.type === 'response') {
+    if (paid.metered && !presents && outcome.response.status === 402) {
+      // Both intents: the session challenge goes beside the charge challenges (no storage is touched for either).
+      const [challenge] = await SessionServer.challenges(paid.server, request, paid.metered.offer)
+      if (challenge) outcome.response.headers.append('www-authenticate', Challenge.serialize(challenge))
+    }
     // The core records failures of credentials it could read; this records the ones it could not.
     if (presents && (outcome.error instanceof MalformedCredentialError || outcome.error instanceof BadRequestError)) {
       record({ type: 'failed', route: label, request: `${request.method} ${path}`, problem: outcome.error.problem, detail: outcome.error.detail })
@@ -327,6 +401,15 @@ async function payAndForward(context: Context, paid: Priced, original: Request, 
     return Delivery.withhold(outcome, response)
   }
   return Delivery.complete(outcome, response, slot)
+}
+
+// The intent of the challenge a Payment credential echoes, or undefined when it cannot be read.
+function credentialIntent(header: string | null): string | undefined {
+  try {
+    return Credential.fromHeader(header)?.challenge.intent
+  } catch {
+    return undefined
+  }
 }
 
 function originFailure(error: unknown): string {

@@ -5,8 +5,10 @@ import { senderLimit } from '../storage/sender-limit.js'
 import { sponsorGate } from '../storage/sponsor-gate.js'
 import * as v from 'valibot'
 import type { Method } from '../core/Method.js'
+import type { SessionMethod } from '../core/SessionMethod.js'
 import { stripe } from '../methods/stripe/index.js'
 import { tempo } from '../methods/tempo/index.js'
+import { tempoSession } from '../methods/tempo/session-method.js'
 import { PricingError } from './pricing.js'
 import type { GatewayEnv } from './settings.js'
 
@@ -15,6 +17,12 @@ export type MethodFactory = (config: Record<string, unknown>, env: GatewayEnv) =
 
 /** Method factories by name. */
 export type MethodFactories = Readonly<Record<string, MethodFactory>>
+
+/** Builds the session side of one method (for routes with the `session` intent) from the same configuration. */
+export type SessionMethodFactory = (config: Record<string, unknown>, env: GatewayEnv) => SessionMethod
+
+/** Session method factories by name. */
+export type SessionMethodFactories = Readonly<Record<string, SessionMethodFactory>>
 
 // pricing.json "methods.stripe": everything but the key, which is the STRIPE_SECRET_KEY secret.
 const StripeSettings = v.strictObject({
@@ -56,6 +64,8 @@ const TempoSettings = v.strictObject({
     }),
   ),
   confirmations: v.optional(v.number()),
+  // Payment channels of session-priced routes: the escrow (default: the TIP-1034 channel reserve) and an operator.
+  session: v.optional(v.strictObject({ escrow: v.optional(v.string()), operator: v.optional(v.string()) })),
   timeoutMs: v.optional(v.number()),
   receiptTimeoutMs: v.optional(v.number()),
   pollIntervalMs: v.optional(v.number()),
@@ -68,7 +78,7 @@ const TempoSettings = v.strictObject({
  */
 export const methodFactories: MethodFactories = {
   tempo: (config, env) => {
-    const { feePayer, ...settings } = parse(TempoSettings, config)
+    const { feePayer, session: _session, ...settings } = parse(TempoSettings, config)
     // TEMPO_RPC_URL (a var) overrides the configured or default endpoint, e.g. for a private RPC.
     const rpcUrl = typeof env.TEMPO_RPC_URL === 'string' && env.TEMPO_RPC_URL ? env.TEMPO_RPC_URL : settings.rpcUrl
     let sponsor: Parameters<typeof tempo>[0]['feePayer']
@@ -115,6 +125,24 @@ export const methodFactories: MethodFactories = {
   },
 }
 
+/**
+ * The session methods a deployed gateway can use: `tempo` channels, closed and settled with the payee key in the
+ * TEMPO_PAYEE_KEY secret.
+ * @example
+ * const method = sessionMethodFactories.tempo!(table.methods.tempo, env)
+ */
+export const sessionMethodFactories: SessionMethodFactories = {
+  tempo: (config, env) => {
+    const { chainId, recipient, rpcUrl, tokens, timeoutMs, receiptTimeoutMs, pollIntervalMs, session } = parse(TempoSettings, config)
+    const privateKey = env.TEMPO_PAYEE_KEY
+    if (typeof privateKey !== 'string' || !privateKey) {
+      throw new Error('TEMPO_PAYEE_KEY is missing: session routes close channels with the payee key; set it with "wrangler secret put TEMPO_PAYEE_KEY"')
+    }
+    const url = typeof env.TEMPO_RPC_URL === 'string' && env.TEMPO_RPC_URL ? env.TEMPO_RPC_URL : rpcUrl
+    return tempoSession({ chainId, recipient, privateKey, rpcUrl: url, tokens: tokens as Parameters<typeof tempoSession>[0]['tokens'], timeoutMs, receiptTimeoutMs, pollIntervalMs, escrow: session?.escrow, operator: session?.operator })
+  },
+}
+
 function parse<T>(schema: v.GenericSchema<unknown, T>, config: unknown): T {
   const result = v.safeParse(schema, config)
   if (result.success) return result.output
@@ -143,4 +171,22 @@ export function buildMethods(config: Record<string, Record<string, unknown>>, en
     if (method.name !== name) throw new PricingError(`pricing.json methods.${name}: the factory built method "${method.name}"`)
     return method
   })
+}
+
+/**
+ * Builds the session side of a configured method; errors name the method.
+ * @example
+ * const session = buildSessionMethod('tempo', table.methods, env, sessionMethodFactories)
+ */
+export function buildSessionMethod(name: string, config: Record<string, Record<string, unknown>>, env: GatewayEnv, factories: SessionMethodFactories): SessionMethod {
+  const factory = Object.hasOwn(factories, name) ? factories[name] : undefined
+  if (!factory) throw new PricingError(`pricing.json methods.${name}: the method does not serve the "session" intent`)
+  let method: SessionMethod
+  try {
+    method = factory(config[name] ?? {}, env)
+  } catch (error) {
+    throw new PricingError(`pricing.json methods.${name} (session): ${(error as Error).message}`, { cause: error })
+  }
+  if (method.name !== name) throw new PricingError(`pricing.json methods.${name}: the session factory built method "${method.name}"`)
+  return method
 }

@@ -52,14 +52,51 @@ const Accept = v.strictObject({
   price: v.optional(Decimal),
 })
 
+const Tokens = v.pipe(v.number(), v.safeInteger('must be a whole number'), v.minValue(1, 'must be at least 1'), v.maxValue(10_000_000, 'must be at most 10000000'))
+
+/**
+ * A route's session offer (draft-tempo-session-00): a price per unit, where the unit is a forwarded request, an SSE
+ * `data:` event the origin streams, or (for OpenAI-compatible origins) a token, with input and output priced apart.
+ */
+const SessionTerms = v.pipe(
+  v.strictObject({
+    unit: v.picklist(['request', 'event', 'tokens'], 'must be "request", "event" or "tokens"'),
+    price: v.optional(Decimal),
+    input: v.optional(Decimal),
+    output: v.optional(Decimal),
+    // tokens: the input bound reserved per request (default: the request body's size in bytes, an upper bound).
+    maxInputTokens: v.optional(Tokens),
+    // tokens: the output bound of a request that names none; also sent to the origin as that request's limit.
+    maxOutputTokens: v.optional(Tokens),
+    suggestedDeposit: v.optional(Decimal),
+    minVoucherDelta: v.optional(Decimal),
+    currency: v.optional(v.pipe(v.string(), v.minLength(1))),
+  }),
+  v.check(
+    (s) => (s.unit === 'tokens' ? s.price === undefined && s.input !== undefined && s.output !== undefined : s.price !== undefined && s.input === undefined && s.output === undefined),
+    'a "tokens" session takes "input" and "output" prices (per token); a "request" or "event" session takes "price" (per unit)',
+  ),
+  v.check(
+    (s) => s.unit === 'tokens' || (s.maxInputTokens === undefined && s.maxOutputTokens === undefined),
+    '"maxInputTokens" and "maxOutputTokens" belong to a "tokens" session',
+  ),
+  v.check((s) => s.unit !== 'tokens' || s.maxOutputTokens !== undefined, 'a "tokens" session needs "maxOutputTokens" (the output bound of a request that names none)'),
+)
+
+const Intent = v.picklist(['charge', 'session'], 'must be "charge" or "session"')
+
 const Route = v.pipe(
   v.strictObject({
     pattern: Pattern,
     method: v.union([HttpMethod, v.pipe(v.array(HttpMethod), v.minLength(1))], 'must be an HTTP method or a list of them'),
     free: v.optional(v.boolean(), false),
     price: v.optional(v.union([Decimal, VariablePrice], 'must be a decimal string such as "0.01", or a price that varies ({ query | header, prices, otherwise? })')),
-    // Only per-request charges exist today; the field is there so `session` can be added later.
-    intent: v.optional(v.picklist(['charge'], 'must be "charge" (the only intent the gateway serves)'), 'charge'),
+    // "charge" (pay per request, `price`), "session" (pay per unit through a payment channel, `session`), or both.
+    intent: v.optional(
+      v.union([Intent, v.pipe(v.array(Intent), v.minLength(1), v.maxLength(2), v.check((list) => new Set(list).size === list.length, 'must not repeat an intent'))], 'must be "charge", "session" or a list of them'),
+      'charge',
+    ),
+    session: v.optional(SessionTerms),
     accept: v.optional(v.pipe(v.array(Accept), v.minLength(1, 'must list at least one method'))),
     description: v.optional(Text(300)),
     expires: v.optional(v.pipe(v.number(), v.integer(), v.minValue(10), v.maxValue(86_400))),
@@ -69,8 +106,16 @@ const Route = v.pipe(
     credentialHeader: v.optional(v.picklist(['Payment-Authorization'], 'must be "Payment-Authorization" (the only alternative header the spec allows)')),
   }),
   v.check(
-    (route) => (route.free ? route.price === undefined && route.accept === undefined : route.price !== undefined),
-    'a priced route needs "price"; a free route ("free": true) takes no "price" or "accept"',
+    (route) => !route.free || (route.price === undefined && route.accept === undefined && route.session === undefined),
+    'a free route ("free": true) takes no "price", "session" or "accept"',
+  ),
+  v.check(
+    (route) => route.free || intents(route).includes('charge') === (route.price !== undefined),
+    'a priced route needs "price" for the "charge" intent (a route without that intent takes none)',
+  ),
+  v.check(
+    (route) => route.free || intents(route).includes('session') === (route.session !== undefined),
+    'a route with the "session" intent needs "session" (and only it takes one)',
   ),
   v.check((route) => !(route.free && route.credentialHeader), 'a free route takes no "credentialHeader"'),
   v.check(
@@ -141,6 +186,16 @@ export function parsePricing(json: unknown): PricingTable {
     }
   })
   return table
+}
+
+/**
+ * The intents a route entry offers.
+ * @example
+ * intents({ intent: ['charge', 'session'] }) // ['charge', 'session']
+ */
+export function intents(route: { intent?: string | readonly string[] | undefined }): ('charge' | 'session')[] {
+  const intent = route.intent ?? 'charge'
+  return (typeof intent === 'string' ? [intent] : [...intent]) as ('charge' | 'session')[]
 }
 
 /**

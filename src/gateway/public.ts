@@ -1,7 +1,8 @@
 /**
  * @module `mpp-edge/gateway`: the gateway as a library, for a gateway worker with your own pricing table.
  * Holds `createGateway` (settings from the worker's env, the stock `tempo` and `stripe` methods unless you
- * pass `factories`), `methodFactories`, `parsePricing`, the errors raised at start-up (`SettingsError`,
+ * pass `factories`; `tempo` sessions for routes with the `session` intent unless you pass `sessionFactories`),
+ * `methodFactories`, `sessionMethodFactories`, `parsePricing`, the errors raised at start-up (`SettingsError`,
  * `PricingError`), and the Durable Object classes the gateway binds (`ReplayGuard`, `IdempotencyCache`,
  * `RateCounter`, `SponsorGate`, `SenderLimit`, and for session-priced routes `ChannelState` and `PayerChannels`), which your
  * worker's main module must export.
@@ -19,7 +20,7 @@ export { SponsorGate } from '../storage/SponsorGate.js'
 export { SenderLimit } from '../storage/SenderLimit.js'
 export { RateCounter } from './RateCounter.js'
 export { reservedPaths, type Gateway } from './gateway.js'
-export { methodFactories, type MethodFactory, type MethodFactories } from './methods.js'
+export { methodFactories, sessionMethodFactories, type MethodFactory, type MethodFactories, type SessionMethodFactory, type SessionMethodFactories } from './methods.js'
 export { parsePricing, PricingError, type PricingTable, type RouteEntry } from './pricing.js'
 export { SettingsError, type GatewayEnv, type RateLimitBinding } from './settings.js'
 

@@ -130,7 +130,7 @@ if (!hasChromium) console.warn(`The payment page browser test is skipped: ${chro
 
 // The deployable gateway, every method included, minified and gzipped as Cloudflare stores it. A size, not a
 // timing. The budget may be raised to at most 120 KiB, with the reason in the commit that raises it.
-const bundleBudgetGzipKiB = 102
+const bundleBudgetGzipKiB = 120
 
 describe('wrangler deploy --dry-run', () => {
   it('behavior: bundles the gateway with its pricing table and Durable Objects, within the size budget', async () => {

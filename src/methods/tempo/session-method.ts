@@ -4,7 +4,6 @@
  * vouchers, closed by the server capturing exactly what was consumed.
  */
 import type { Address, Hex } from 'viem'
-import { type LocalAccount, privateKeyToAccount } from 'viem/accounts'
 import * as v from 'valibot'
 import type { ChannelAccount } from '../../core/ChannelAccount.js'
 import type { ChainState } from '../../core/ChannelStore.js'
@@ -16,6 +15,7 @@ import { AmountError, toBaseUnits } from './amounts.js'
 import { type Token, defaultRpcUrl, defaultTokens } from './chains.js'
 import { type SponsorPolicy, defaultPolicy } from './fee-payer.js'
 import { Address as AddressSchema } from './schema.js'
+import { type SponsorAccount, sponsorAccount } from './sponsor-account.js'
 import { sessionChain } from './session/chain.js'
 import { checkDescriptor } from './session/descriptor.js'
 import { channelOpenedIn, topUpIn } from './session/events.js'
@@ -229,9 +229,10 @@ function check(config: TempoSessionConfig) {
   }
   if (!Number.isSafeInteger(config.chainId) || config.chainId < 1) fail('chainId must be a positive integer')
   if (!v.is(AddressSchema, config.recipient)) fail('recipient must be an address')
-  let account: LocalAccount | undefined
+  // ox's key handling (as the fee sponsor's): viem's full local account would bring its serializers into a worker.
+  let account: SponsorAccount | undefined
   try {
-    account = privateKeyToAccount(config.privateKey as Hex)
+    account = sponsorAccount(config.privateKey as Hex)
   } catch {
     fail('privateKey is not a valid private key')
   }
@@ -250,10 +251,10 @@ function check(config: TempoSessionConfig) {
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname))) fail('rpcUrl must use https (plain http only on loopback)')
   const tokens = config.tokens ?? defaultTokens(config.chainId)
   if (tokens.length === 0) fail('tokens must not be empty')
-  let sponsor: LocalAccount | undefined
+  let sponsor: SponsorAccount | undefined
   if (config.feePayer) {
     try {
-      sponsor = privateKeyToAccount(config.feePayer.privateKey as Hex)
+      sponsor = sponsorAccount(config.feePayer.privateKey as Hex)
     } catch {
       fail('feePayer.privateKey is not a valid private key')
     }

@@ -4,7 +4,7 @@
  * amount: it pays out the voucher's whole cumulative amount and refunds the rest of the deposit.
  */
 import { type Address, type Hex, decodeFunctionResult, encodeFunctionData, zeroAddress } from 'viem'
-import type { LocalAccount } from 'viem/accounts'
+import type { SponsorAccount } from '../sponsor-account.js'
 import { ChannelFinalizedError, ChannelNotFoundError, VerificationFailedError } from '../../../core/Errors.js'
 import { type SendOptions, type SessionChainOptions, escrowTransport } from './chain.js'
 import { channelClosedIn, settledIn } from './events.js'
@@ -71,7 +71,7 @@ export function sessionChainV1(options: SessionChainOptions) {
     },
 
     /** Settles a voucher as the payee: the escrow pays `cumulativeAmount − settled` to the payee. */
-    async settle(account: LocalAccount, channelId: Hex, token: Address, voucher: Voucher, opts: SendOptions = {}): Promise<{ txHash: Hex; newSettled: bigint; deltaPaid: bigint }> {
+    async settle(account: SponsorAccount, channelId: Hex, token: Address, voucher: Voucher, opts: SendOptions = {}): Promise<{ txHash: Hex; newSettled: bigint; deltaPaid: bigint }> {
       checkAmount('settle', voucher.cumulativeAmount)
       const data = encodeFunctionData({ abi: streamChannelAbi, functionName: 'settle', args: [channelId, voucher.cumulativeAmount, canonicalSignature(voucher.signature)] })
       const receipt = await send(account, 'settle', data, opts.feeToken ?? token, opts.deadline ?? Date.now() + 30_000)
@@ -85,7 +85,7 @@ export function sessionChainV1(options: SessionChainOptions) {
      * settled) and refunds the rest of the deposit to the payer; checks the `ChannelClosed` amounts. Pass the
      * voucher that covers exactly what may be captured.
      */
-    async close(account: LocalAccount, channelId: Hex, token: Address, voucher: Voucher, opts: SendOptions = {}): Promise<{ txHash: Hex; settledToPayee: bigint; refundedToPayer: bigint }> {
+    async close(account: SponsorAccount, channelId: Hex, token: Address, voucher: Voucher, opts: SendOptions = {}): Promise<{ txHash: Hex; settledToPayee: bigint; refundedToPayer: bigint }> {
       checkAmount('close', voucher.cumulativeAmount)
       const data = encodeFunctionData({ abi: streamChannelAbi, functionName: 'close', args: [channelId, voucher.cumulativeAmount, canonicalSignature(voucher.signature)] })
       const receipt = await send(account, 'close', data, opts.feeToken ?? token, opts.deadline ?? Date.now() + 30_000)

@@ -3,9 +3,8 @@
  * escrow, and the payee's own `settle` and `close` transactions (draft-tempo-session-00, "Settlement
  * Procedure", "Server-Initiated Operations"). RPC faults become PaymentUnavailableError (503 + Retry-After).
  */
-import { type Abi, type Address, type Hex, BaseError, createClient, decodeErrorResult, decodeFunctionResult, encodeFunctionData, http, keccak256 } from 'viem'
-import type { LocalAccount } from 'viem/accounts'
-import { prepareTransactionRequest, signTransaction } from 'viem/actions'
+import { type Abi, type Address, type Hex, BaseError, decodeErrorResult, decodeFunctionResult, encodeFunctionData, keccak256 } from 'viem'
+import type { SponsorAccount } from '../sponsor-account.js'
 import {
   AmountExceedsDepositError,
   ChannelFinalizedError,
@@ -14,11 +13,11 @@ import {
   PaymentUnavailableError,
   VerificationFailedError,
 } from '../../../core/Errors.js'
-import { chainFor } from '../chains.js'
 import { type RpcOptions, isTransient, rpc } from '../rpc.js'
 import { escrowAbi, isUint96 } from './abi.js'
 import { type Descriptor, channelId, descriptorTuple } from './descriptor.js'
 import { channelClosedIn, settledIn } from './events.js'
+import { signPayeeCall } from './payee-transaction.js'
 import { type Voucher, canonicalSignature } from './voucher.js'
 
 /** A channel's on-chain accounting. A v2 escrow deletes a closed channel, so deposit 0 means none (closed or never opened). */
@@ -94,11 +93,6 @@ function refusal(action: string, reason: string, cause: unknown): Error {
 export function escrowTransport(options: SessionChainOptions, abi: Abi) {
   const node = rpc(options)
   const { client } = node
-  // Building the payee's transactions needs viem's Tempo chain (its 0x76 formatters and fee filling); reads do not.
-  const signer = createClient({
-    chain: chainFor(options.chainId, options.url),
-    transport: http(options.url, { timeout: options.timeoutMs ?? 10_000, retryCount: 0, ...(options.fetch ? { fetchFn: options.fetch } : {}) }),
-  })
 
   async function call(what: string, from: Address | undefined, data: Hex): Promise<Hex> {
     try {
@@ -110,27 +104,17 @@ export function escrowTransport(options: SessionChainOptions, abi: Abi) {
   }
 
   /** Simulates, signs (expiring nonce), broadcasts and waits for one escrow call from `account`. */
-  async function send(account: LocalAccount, action: string, data: Hex, feeToken: Address, deadline: number) {
+  async function send(account: SponsorAccount, action: string, data: Hex, feeToken: Address, deadline: number) {
     await call(action, account.address, data)
     const head = (await node.client.request({ method: 'eth_getBlockByNumber', params: ['latest', false] } as never).catch((error: unknown) => {
       throw new PaymentUnavailableError({ detail: 'the Tempo RPC endpoint is unavailable (block)', cause: error })
-    })) as { timestamp: Hex }
+    })) as { timestamp: Hex; baseFeePerGas?: Hex }
     // Chain time can run ahead of the clock (a test chain's time travel): the window starts at the later one.
     const now = Math.max(Math.floor(Date.now() / 1000), Number(head.timestamp))
     let serialized: Hex
     try {
-      const prepared = (await prepareTransactionRequest(signer, {
-        account,
-        calls: [{ to: options.escrow, data }],
-        nonceKey: 'expiring',
-        validBefore: now + 25,
-        feeToken,
-      } as never)) as Record<string, unknown> & { gas?: bigint }
-      // Headroom over the estimate: it leaves out the sender signature check, and a node may leave out the cost of
-      // a token balance the payout creates (a payee or payer holding none: about 250k gas each under T4 rules).
-      // Only the gas used is charged.
-      prepared.gas = ((prepared.gas ?? 0n) * 12n) / 10n + 5_000n + 2n * 250_000n
-      serialized = (await signTransaction(signer, prepared as never)) as Hex
+      const request = <T>(method: string, params: unknown[]) => client.request({ method, params } as never) as Promise<T>
+      serialized = await signPayeeCall(request, account, { chainId: options.chainId, to: options.escrow, data, feeToken, validBefore: now + 25, baseFeePerGas: BigInt(head.baseFeePerGas ?? '0x0') })
     } catch (error) {
       if (isTransient(error)) throw new PaymentUnavailableError({ detail: `the Tempo RPC endpoint is unavailable (${action})`, cause: error })
       throw refusal(action, revertReason(error, abi), error)
@@ -185,7 +169,7 @@ export function sessionChain(options: SessionChainOptions) {
      * Settles a voucher as the payee (or operator): the escrow pays `cumulativeAmount − settled` to the payee.
      * A revert (for example `AmountNotIncreasing` after a settle already covered it) is an EscrowRevertError.
      */
-    async settle(account: LocalAccount, d: Descriptor, voucher: Voucher, opts: SendOptions = {}): Promise<{ txHash: Hex; newSettled: bigint; deltaPaid: bigint }> {
+    async settle(account: SponsorAccount, d: Descriptor, voucher: Voucher, opts: SendOptions = {}): Promise<{ txHash: Hex; newSettled: bigint; deltaPaid: bigint }> {
       checkAmounts('settle', [voucher.cumulativeAmount])
       const data = encodeFunctionData({
         abi: escrowAbi,
@@ -203,7 +187,7 @@ export function sessionChain(options: SessionChainOptions) {
      * ≤ deposit) and refunds the rest of the deposit to the payer; checks the `ChannelClosed` amounts.
      */
     async close(
-      account: LocalAccount,
+      account: SponsorAccount,
       d: Descriptor,
       voucher: Voucher,
       captureAmount: bigint,

@@ -3,7 +3,7 @@
  * them (draft-tempo-session-00, "Open Verification", "TopUp Verification", "Fee Payment").
  */
 import { type Address, type Hex, decodeFunctionData, zeroAddress } from 'viem'
-import type { LocalAccount } from 'viem/accounts'
+import type { SponsorAccount } from '../sponsor-account.js'
 import { TxEnvelopeTempo } from 'ox/tempo'
 import { VerificationFailedError } from '../../../core/Errors.js'
 import { type SponsorPolicy, checkSponsorPolicy, cosign } from '../fee-payer.js'
@@ -132,7 +132,7 @@ export function checkTopUpTransaction(decoded: Decoded, check: FundingCheck & { 
  */
 export async function sponsorFunding(
   decoded: Decoded,
-  options: { policy: SponsorPolicy; now: Date; account: LocalAccount; feeToken: Hex },
+  options: { policy: SponsorPolicy; now: Date; account: SponsorAccount; feeToken: Hex },
 ): Promise<{ serialized: Hex; hash: Hex }> {
   checkSponsorPolicy(decoded, options.policy, options.now)
   return cosign(decoded, options)

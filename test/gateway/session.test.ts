@@ -1,0 +1,345 @@
+import { type Hex, keccak256, toHex } from 'viem'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { describe, expect, it } from 'vitest'
+import * as Challenge from '../../src/core/Challenge.js'
+import * as Credential from '../../src/core/Credential.js'
+import * as Receipt from '../../src/core/Receipt.js'
+import * as Session from '../../src/core/Session.js'
+import { createGateway } from '../../src/gateway/gateway.js'
+import { PricingError, parsePricing } from '../../src/gateway/pricing.js'
+import type { ChannelState } from '../../src/storage/ChannelState.js'
+import { ledger } from '../support/ledger-method.js'
+import { channelIdOf, fundingTransaction, ledgerSession, pathUsd, signVoucher } from '../support/ledger-session.js'
+import { base, testEnv } from './support.js'
+
+const payee = privateKeyToAccount(generatePrivateKey())
+const zero = '0x0000000000000000000000000000000000000000'
+const channelState = (testEnv as unknown as { CHANNEL_STATE: DurableObjectNamespace<ChannelState> }).CHANNEL_STATE
+
+// Prices in pathUSD (6 decimals): a request 1000 base units, an event 100, a token 1 in and 2 out.
+const pricing = {
+  service: { title: 'Metered API', version: '1.0.0' },
+  methods: { tempo: {}, ledger: {} },
+  routes: [
+    { pattern: '/meter/report', method: ['GET', 'POST'], intent: 'session', session: { unit: 'request', price: '0.001' }, description: 'A report' },
+    { pattern: '/sse/events', method: ['GET', 'POST'], intent: 'session', session: { unit: 'event', price: '0.0001', suggestedDeposit: '0.01' } },
+    { pattern: '/missing', method: ['GET', 'POST'], intent: 'session', session: { unit: 'request', price: '0.001' } },
+    { pattern: '/meter/both', method: ['GET', 'POST'], intent: ['charge', 'session'], price: '0.01', session: { unit: 'request', price: '0.001' }, accept: [{ method: 'ledger' }, { method: 'tempo' }] },
+    {
+      pattern: '/llm/v1/:api(chat/completions|completions|responses)',
+      method: 'POST',
+      intent: 'session',
+      session: { unit: 'tokens', input: '0.000001', output: '0.000002', maxInputTokens: 100, maxOutputTokens: 50 },
+    },
+    { pattern: '/llm/bytes/v1/chat/completions', method: 'POST', intent: 'session', session: { unit: 'tokens', input: '0.000001', output: '0.000002', maxOutputTokens: 50 } },
+  ],
+}
+
+function setup() {
+  const session = ledgerSession(payee.address)
+  const gateway = createGateway({
+    pricing,
+    env: { ...testEnv, RATE_LIMIT_CHALLENGES: '0', RATE_LIMIT_VERIFICATIONS: '0' },
+    factories: { ledger: () => ledger().method, tempo: () => ledger({ name: 'tempo' }).method },
+    sessionFactories: { tempo: () => session.method },
+    log: () => {},
+  })
+  const id = crypto.randomUUID()
+  const request = (path: string, init: RequestInit = {}) => {
+    const headers = new Headers(init.headers)
+    headers.set('x-test-id', id)
+    return gateway.fetch(new Request(`${base}${path}`, { ...init, headers }))
+  }
+  const origin = async () => (await (await testEnv.ORIGIN.fetch(`https://origin/__hits?id=${id}`)).json()) as { hits: number; cancelled: number }
+  return { gateway, request, origin, session }
+}
+
+function payer(deposit = 10_000n) {
+  const account = privateKeyToAccount(generatePrivateKey())
+  const descriptor: Session.Descriptor = {
+    payer: account.address.toLowerCase() as Hex,
+    payee: payee.address.toLowerCase() as Hex,
+    operator: zero,
+    token: pathUsd,
+    salt: keccak256(toHex(crypto.randomUUID())),
+    authorizedSigner: zero,
+    expiringNonceHash: keccak256(toHex(crypto.randomUUID())),
+  }
+  return { account, descriptor, channelId: channelIdOf(descriptor), deposit }
+}
+type Payer = ReturnType<typeof payer>
+
+function sessionChallenge(response: Response): Challenge.Challenge {
+  expect(response.status).toBe(402)
+  const challenge = Challenge.fromResponse(response).find((c) => c.intent === 'session')
+  expect(challenge).toBeDefined()
+  return challenge!
+}
+
+async function open(challenge: Challenge.Challenge, p: Payer, cumulative: bigint): Promise<string> {
+  return Credential.serialize({
+    challenge,
+    payload: {
+      action: 'open',
+      type: 'transaction',
+      channelId: p.channelId,
+      transaction: await fundingTransaction(p.channelId, p.deposit),
+      descriptor: p.descriptor,
+      cumulativeAmount: cumulative.toString(),
+      signature: await signVoucher(p.account, p.channelId, cumulative),
+    },
+  })
+}
+
+async function voucher(challenge: Challenge.Challenge, p: Payer, cumulative: bigint): Promise<string> {
+  return Credential.serialize({
+    challenge,
+    payload: { action: 'voucher', channelId: p.channelId, descriptor: p.descriptor, cumulativeAmount: cumulative.toString(), signature: await signVoucher(p.account, p.channelId, cumulative) },
+  })
+}
+
+const receiptOf = (response: Response) => Receipt.deserialize(response.headers.get('payment-receipt')!) as Session.SessionReceipt & { usage?: string }
+const spent = async (p: Payer) => (await channelState.get(channelState.idFromName(p.channelId)).state())!.spent
+
+type Event = { event: string; data: string; raw: string }
+
+/** Reads SSE events; `onEvent` may post a voucher, and answers true to stop reading (the payer goes away). */
+async function readEvents(response: Response, onEvent: (event: Event, seen: Event[]) => Promise<boolean | void> | boolean | void = () => {}) {
+  const seen: Event[] = []
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+  let buffer = ''
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) break
+    buffer += value
+    let end: number
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const raw = buffer.slice(0, end + 2)
+      buffer = buffer.slice(end + 2)
+      const item = { raw, event: /^event: (.*)$/m.exec(raw)?.[1] ?? 'message', data: [...raw.matchAll(/^data: ?(.*)$/gm)].map((m) => m[1]).join('\n') }
+      seen.push(item)
+      if (await onEvent(item, seen)) {
+        await reader.cancel()
+        return seen
+      }
+    }
+  }
+  return seen
+}
+
+async function until(check: () => Promise<boolean>, ms = 3000) {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+describe('gateway: session pricing table', () => {
+  it('error: session entries are checked at load, naming the entry', () => {
+    const table = (route: Record<string, unknown>) => ({ ...pricing, routes: [{ pattern: '/x', method: 'POST', ...route }] })
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ intent: 'session' }, /routes\[0\] \(POST \/x\).*"session" intent needs "session"/],
+      [{ intent: 'session', session: { unit: 'tokens', price: '0.1' } }, /routes\[0\] \(POST \/x\).*"tokens" session takes "input" and "output"/],
+      [{ intent: 'session', session: { unit: 'tokens', input: '0.1', output: '0.2' } }, /needs "maxOutputTokens"/],
+      [{ intent: 'session', session: { unit: 'event', price: '0.1', maxOutputTokens: 5 } }, /belong to a "tokens" session/],
+      [{ intent: 'session', session: { unit: 'minute', price: '0.1' } }, /must be "request", "event" or "tokens"/],
+      [{ price: '0.1', session: { unit: 'request', price: '0.1' } }, /"session" intent needs "session" \(and only it takes one\)/],
+      [{ intent: 'session', price: '0.1', session: { unit: 'request', price: '0.1' } }, /a route without that intent takes none/],
+      [{ intent: ['session', 'session'], session: { unit: 'request', price: '0.1' } }, /must not repeat an intent/],
+    ]
+    for (const [route, message] of cases) expect(() => parsePricing(table(route)), JSON.stringify(route)).toThrow(message)
+    expect(() => parsePricing(table({ intent: 'session', session: { unit: 'tokens', input: '0.1', output: '0.2', maxOutputTokens: 5 } }))).not.toThrow()
+    // A price the method cannot express, and a method with no session side, fail when the gateway is built.
+    const build = (route: Record<string, unknown>) => () =>
+      createGateway({ pricing: table(route), env: testEnv, factories: { ledger: () => ledger().method, tempo: () => ledger({ name: 'tempo' }).method }, sessionFactories: { tempo: () => ledgerSession(payee.address).method } })
+    // The deployed tempo session factory: the payee key is a secret, and prices finer than the token's decimals are refused.
+    const deployed = (route: Record<string, unknown>, env: Record<string, unknown>) => () =>
+      createGateway({ pricing: tempoTable(route), env: { ...testEnv, ...env }, factories: { tempo: () => ledger({ name: 'tempo' }).method } })
+    const key = generatePrivateKey()
+    const tempoTable = (route: Record<string, unknown>) => ({ ...table(route), methods: { tempo: { chainId: 42431, recipient: privateKeyToAccount(key).address } } })
+    expect(deployed({ intent: 'session', session: { unit: 'request', price: '0.001' } }, { TEMPO_PAYEE_KEY: undefined })).toThrow(/methods\.tempo \(session\): TEMPO_PAYEE_KEY is missing/)
+    expect(deployed({ intent: 'session', session: { unit: 'request', price: '0.0000001' } }, { TEMPO_PAYEE_KEY: key })).toThrow(PricingError)
+    expect(deployed({ intent: 'session', session: { unit: 'request', price: '0.001' } }, { TEMPO_PAYEE_KEY: key })).not.toThrow()
+    expect(build({ intent: 'session', session: { unit: 'request', price: '0.1' }, accept: [{ method: 'ledger' }] })).toThrow(/routes\[0\] \(POST \/x\) accept\[0\] \(ledger\).*does not serve the "session" intent/)
+  })
+
+  it('behavior: an unpaid request gets the session challenge (beside the charge ones where both are offered), touching no storage; /openapi.json advertises the session offers', async () => {
+    const t = setup()
+    const challenge = sessionChallenge(await t.request('/meter/report'))
+    expect(challenge.request).toMatchObject({ amount: '1000', unitType: 'request', currency: pathUsd, recipient: payee.address.toLowerCase() })
+    const both = await t.request('/meter/both')
+    expect(Challenge.fromResponse(both).map((c) => `${c.method}/${c.intent}`)).toEqual(['ledger/charge', 'tempo/charge', 'tempo/session'])
+    const tokens = sessionChallenge(await t.request('/llm/v1/chat/completions', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } }))
+    expect(tokens.request).toMatchObject({ amount: '2', unitType: 'llm_token' })
+    expect((await t.origin()).hits).toBe(0)
+    // The same with every Durable Object failing on use: the 402 path touches none.
+    const untouchable = { idFromName: () => { throw new Error('storage touched') }, get: () => { throw new Error('storage touched') } }
+    const storageFree = createGateway({
+      pricing,
+      env: { ...testEnv, RATE_LIMIT_CHALLENGES: '0', RATE_LIMIT_VERIFICATIONS: '0', CHANNEL_STATE: untouchable, PAYER_CHANNELS: untouchable, REPLAY_GUARD: untouchable, IDEMPOTENCY_CACHE: untouchable } as never,
+      factories: { ledger: () => ledger().method, tempo: () => ledger({ name: 'tempo' }).method },
+      sessionFactories: { tempo: () => t.session.method },
+    })
+    for (const path of ['/meter/report', '/meter/both', '/sse/events']) expect((await storageFree.fetch(new Request(`${base}${path}`))).status).toBe(402)
+
+    const document = (await (await t.request('/openapi.json')).json()) as { paths: Record<string, Record<string, { 'x-payment-info'?: { offers: unknown[] } }>> }
+    expect(document.paths['/meter/report']!.get!['x-payment-info']!.offers).toEqual([
+      { intent: 'session', method: 'tempo', amount: '1000', currency: pathUsd, description: 'A report. Session, 1000 base units per request' },
+    ])
+    expect(document.paths['/sse/events']!.get!['x-payment-info']!.offers).toEqual([{ intent: 'session', method: 'tempo', amount: '100', currency: pathUsd, description: 'Session, 100 base units per streamed event' }])
+    expect(document.paths['/meter/both']!.get!['x-payment-info']!.offers).toMatchObject([{ intent: 'charge', method: 'ledger' }, { intent: 'charge', method: 'tempo' }, { intent: 'session', method: 'tempo', amount: '1000' }])
+    const llm = Object.entries(document.paths).find(([path]) => path.startsWith('/llm/v1/'))![1]
+    expect(llm.post!['x-payment-info']!.offers).toEqual([{ intent: 'session', method: 'tempo', amount: null, currency: pathUsd, description: 'Session, per token: input 1, output 2 base units' }])
+  })
+})
+
+describe('gateway: session routes', () => {
+  it('behavior: unit "request": open then vouchers pay request after request; the origin never sees payment material; an origin error is not charged', async () => {
+    const t = setup()
+    const p = payer()
+    const challenge = sessionChallenge(await t.request('/meter/report'))
+    const first = await t.request('/meter/report?q=1', { headers: { authorization: await open(challenge, p, 1000n), 'payment-receipt': 'x', 'x-keep': 'yes' } })
+    expect(first.status).toBe(200)
+    expect(receiptOf(first)).toMatchObject({ intent: 'session', channelId: p.channelId, spent: '1000', units: 1 })
+    expect(first.headers.get('payment-session')).toBe(p.channelId)
+    const seen = (await first.json()) as { headers: Record<string, string>; search: string }
+    expect(seen.search).toBe('?q=1')
+    expect(seen.headers['x-keep']).toBe('yes')
+    for (const name of ['authorization', 'payment-authorization', 'payment-receipt']) expect(seen.headers[name]).toBeUndefined()
+    expect(JSON.stringify(seen)).not.toContain('Payment ')
+
+    const second = await t.request('/meter/report', { headers: { authorization: await voucher(challenge, p, 2000n) } })
+    expect(second.status).toBe(200)
+    expect(receiptOf(second)).toMatchObject({ spent: '2000', acceptedCumulative: '2000' })
+
+    // The origin answers 404: nothing is charged and no receipt is sent.
+    const missingChallenge = sessionChallenge(await t.request('/missing'))
+    const q = payer()
+    const missing = await t.request('/missing', { headers: { authorization: await open(missingChallenge, q, 1000n) } })
+    expect(missing.status).toBe(404)
+    expect(missing.headers.get('payment-receipt')).toBeNull()
+    expect(await spent(q)).toBe(0n)
+  })
+
+  it('race: two requests racing with the same voucher: exactly one is served', async () => {
+    const t = setup()
+    const p = payer()
+    const challenge = sessionChallenge(await t.request('/meter/report'))
+    expect((await t.request('/meter/report', { headers: { authorization: await open(challenge, p, 1000n) } })).status).toBe(200)
+    const credential = await voucher(challenge, p, 2000n)
+    const answers = await Promise.all(Array.from({ length: 4 }, () => t.request('/meter/report', { headers: { authorization: credential } })))
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 402, 402, 402])
+    expect(await spent(p)).toBe(2000n)
+    expect((await t.origin()).hits).toBe(2)
+  })
+
+  it('behavior: unit "event": each data event costs one unit (comments, keep-alives and [DONE] are free); an exhausted balance asks for a voucher mid-stream and the stream goes on once it arrives', async () => {
+    const t = setup()
+    const p = payer()
+    const challenge = sessionChallenge(await t.request('/sse/events'))
+    // The open voucher covers one event (the unit taken up front); the stream asks for the rest.
+    const response = await t.request('/sse/events?n=3', { headers: { authorization: await open(challenge, p, 100n) } })
+    expect(response.status).toBe(200)
+    expect(response.headers.get('content-type')).toBe('text/event-stream')
+    const vouchers: string[] = []
+    const events = await readEvents(response, async (event) => {
+      if (event.event !== 'payment-need-voucher') return
+      const need = JSON.parse(event.data) as Session.NeedVoucher
+      vouchers.push(need.requiredCumulative)
+      const answer = await t.request('/sse/events', { method: 'POST', headers: { authorization: await voucher(challenge, p, BigInt(need.requiredCumulative)) } })
+      expect(answer.status).toBe(204)
+    })
+    expect(vouchers).toEqual(['200', '300'])
+    // The origin's events pass byte for byte, ids included.
+    expect(events.filter((e) => e.event === 'message').map((e) => e.raw)).toEqual([': hello\n\n', 'id: 0\ndata: event 0\n\n', 'id: 1\ndata: event 1\n\n', 'id: 2\ndata: event 2\n\n', ':\n\n', 'data: [DONE]\n\n'])
+    const final = events.at(-1)!
+    expect(final.event).toBe('payment-receipt')
+    expect(JSON.parse(final.data)).toMatchObject({ spent: '300', units: 3, acceptedCumulative: '300' })
+    expect(await spent(p)).toBe(300n)
+  })
+
+  it('behavior: unit "event": a payer who goes away stops the origin stream and pays only for the events delivered', async () => {
+    const t = setup()
+    const p = payer()
+    const challenge = sessionChallenge(await t.request('/sse/events'))
+    const response = await t.request('/sse/events?n=50&delay=50', { headers: { authorization: await open(challenge, p, 5000n) } })
+    expect(response.status).toBe(200)
+    const events = await readEvents(response, (_, seen) => seen.filter((e) => /^data: event/m.test(e.raw)).length === 3)
+    expect(events.filter((e) => /^data: event/m.test(e.raw))).toHaveLength(3)
+    await until(async () => (await t.origin()).cancelled === 1)
+    expect(await spent(p)).toBe(300n)
+  })
+
+  it('behavior: unit "tokens", unstreamed: the reserve (table input bound, default output limit sent to the origin) settles to the reported usage', async () => {
+    const t = setup()
+    const p = payer()
+    const challenge = sessionChallenge(await t.request('/llm/v1/chat/completions', { method: 'POST', body: '{}' }))
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] })
+    // Reserve: 100 input tokens at 1 + 50 output tokens at 2 = 200.
+    const response = await t.request('/llm/v1/chat/completions', { method: 'POST', body, headers: { authorization: await open(challenge, p, 200n), 'content-type': 'application/json' } })
+    expect(response.status).toBe(200)
+    const json = (await response.json()) as { usage: unknown; received: { body: Record<string, unknown>; headers: Record<string, string> } }
+    expect(json.received.body).toMatchObject({ model: 'm', max_completion_tokens: 50 })
+    expect(json.received.headers.authorization).toBeUndefined()
+    // Usage 7 in, 5 out: 7 + 10.
+    expect(receiptOf(response)).toMatchObject({ spent: '17', units: 12, usage: 'reported' })
+    expect(await spent(p)).toBe(17n)
+  })
+
+  it('behavior: unit "tokens", streamed: usage is asked for and settled; an origin reporting more than reserved is charged the reserve only; no usage is charged the reserve and says so', async () => {
+    const t = setup()
+    const p = payer()
+    const challenge = sessionChallenge(await t.request('/llm/v1/chat/completions', { method: 'POST', body: '{}' }))
+    const body = JSON.stringify({ model: 'm', stream: true, max_tokens: 20, messages: [] })
+    // Reserve: 100 in + 20 out (the request's own limit) = 140.
+    const streamed = await t.request('/llm/v1/chat/completions', { method: 'POST', body, headers: { authorization: await open(challenge, p, 140n) } })
+    expect(streamed.status).toBe(200)
+    const events = await readEvents(streamed)
+    const first = JSON.parse(events.find((e) => e.data.includes('received'))!.data) as { received: { body: Record<string, unknown> } }
+    expect(first.received.body).toMatchObject({ stream: true, max_tokens: 20, stream_options: { include_usage: true } })
+    expect(first.received.body.max_completion_tokens).toBeUndefined()
+    expect(events.some((e) => e.data === '[DONE]')).toBe(true)
+    expect(JSON.parse(events.at(-1)!.data)).toMatchObject({ spent: '17', usage: 'reported' })
+
+    // Reported usage far above the reserve: charged the reserve (140) only.
+    const over = await t.request('/llm/v1/chat/completions', { method: 'POST', body, headers: { authorization: await voucher(challenge, p, 17n + 140n), 'x-usage-input': '5000', 'x-usage-output': '900' } })
+    expect(JSON.parse((await readEvents(over)).at(-1)!.data)).toMatchObject({ spent: String(17 + 140), units: 120, usage: 'reported' })
+
+    // No usage reported: the reserve, and the receipt says it is the reserve.
+    const responses = sessionChallenge(await t.request('/llm/v1/responses', { method: 'POST', body: '{}' }))
+    const none = await t.request('/llm/v1/responses', { method: 'POST', body: JSON.stringify({ input: 'hi', max_output_tokens: 10 }), headers: { authorization: await voucher(responses, p, 157n + 120n), 'x-no-usage': '1' } })
+    expect(none.status, await none.clone().text()).toBe(200)
+    expect(receiptOf(none)).toMatchObject({ spent: String(157 + 120), usage: 'reserved' })
+    expect(await spent(p)).toBe(277n)
+  })
+
+  it('behavior: unit "tokens": without a table input bound the body size bounds the input; too small a voucher is a 402 naming the top-up, and the origin is not called', async () => {
+    const t = setup()
+    const p = payer()
+    const challenge = sessionChallenge(await t.request('/llm/bytes/v1/chat/completions', { method: 'POST', body: '{}' }))
+    const body = JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(30) }] })
+    const reserve = BigInt(new TextEncoder().encode(body).length) + 50n * 2n
+    const short = await t.request('/llm/bytes/v1/chat/completions', { method: 'POST', body, headers: { authorization: await open(challenge, p, 2n) } })
+    expect(short.status).toBe(402)
+    expect(await short.json()).toMatchObject({ type: 'https://paymentauth.org/problems/session/insufficient-balance', requiredTopUp: String(reserve - 2n) })
+    expect((await t.origin()).hits).toBe(0)
+    const paid = await t.request('/llm/bytes/v1/chat/completions', { method: 'POST', body, headers: { authorization: await voucher(challenge, p, reserve) } })
+    expect(paid.status).toBe(200)
+    expect(receiptOf(paid)).toMatchObject({ spent: '17', usage: 'reported' })
+  })
+
+  it('behavior: unit "tokens": a payer who goes away before the usage arrived pays the input reserve and one output token per content delta forwarded', async () => {
+    const t = setup()
+    const p = payer()
+    const challenge = sessionChallenge(await t.request('/llm/v1/chat/completions', { method: 'POST', body: '{}' }))
+    const body = JSON.stringify({ stream: true, messages: [] })
+    const reply = Array.from({ length: 40 }, (_, i) => `w${i}`).join(' ')
+    const response = await t.request(`/llm/v1/chat/completions?delay=50&reply=${encodeURIComponent(reply)}`, { method: 'POST', body, headers: { authorization: await open(challenge, p, 200n) } })
+    expect(response.status).toBe(200)
+    const events = await readEvents(response, (_, seen) => seen.filter((e) => e.data.includes('"content"')).length === 3)
+    expect(events.filter((e) => e.data.includes('"content"'))).toHaveLength(3)
+    await until(async () => (await t.origin()).cancelled === 1)
+    await until(async () => (await spent(p)) === 100n + 3n * 2n)
+  })
+})
