@@ -53,10 +53,35 @@ const stateComponents = [
   { name: 'closeRequestedAt', type: 'uint32' },
 ] as const
 
-const indexedParties = [
+/**
+ * The indexed fields every escrow event starts with, in v1 and v2 alike.
+ * @example
+ * const event = { type: 'event', name: 'CloseRequestCancelled', inputs: [...indexedParties] } as const
+ */
+export const indexedParties = [
   { name: 'channelId', type: 'bytes32', indexed: true },
   { name: 'payer', type: 'address', indexed: true },
   { name: 'payee', type: 'address', indexed: true },
+] as const
+
+/**
+ * The ABI items the v1 stream channel and the v2 channel reserve share exactly: the close-request events and the
+ * errors of the same name (no arguments, so the same selectors).
+ * @example
+ * const abi = [...ownItems, ...sharedEscrowItems] as const
+ */
+export const sharedEscrowItems = [
+  { type: 'event', name: 'CloseRequested', inputs: [...indexedParties, { name: 'closeGraceEnd', type: 'uint256', indexed: false }] },
+  { type: 'event', name: 'CloseRequestCancelled', inputs: [...indexedParties] },
+  { type: 'error', name: 'ChannelAlreadyExists', inputs: [] },
+  { type: 'error', name: 'ChannelNotFound', inputs: [] },
+  { type: 'error', name: 'NotPayer', inputs: [] },
+  { type: 'error', name: 'InvalidPayee', inputs: [] },
+  { type: 'error', name: 'InvalidSignature', inputs: [] },
+  { type: 'error', name: 'AmountExceedsDeposit', inputs: [] },
+  { type: 'error', name: 'AmountNotIncreasing', inputs: [] },
+  { type: 'error', name: 'CloseNotReady', inputs: [] },
+  { type: 'error', name: 'DepositOverflow', inputs: [] },
 ] as const
 
 /**
@@ -161,12 +186,6 @@ export const escrowAbi = [
   },
   {
     type: 'event',
-    name: 'CloseRequested',
-    inputs: [...indexedParties, { name: 'closeGraceEnd', type: 'uint256', indexed: false }],
-  },
-  { type: 'event', name: 'CloseRequestCancelled', inputs: [...indexedParties] },
-  {
-    type: 'event',
     name: 'ChannelClosed',
     inputs: [
       ...indexedParties,
@@ -174,18 +193,10 @@ export const escrowAbi = [
       { name: 'refundedToPayer', type: 'uint96', indexed: false },
     ],
   },
-  { type: 'error', name: 'ChannelAlreadyExists', inputs: [] },
-  { type: 'error', name: 'ChannelNotFound', inputs: [] },
-  { type: 'error', name: 'NotPayer', inputs: [] },
+  ...sharedEscrowItems,
   { type: 'error', name: 'NotPayeeOrOperator', inputs: [] },
-  { type: 'error', name: 'InvalidPayee', inputs: [] },
   { type: 'error', name: 'InvalidToken', inputs: [] },
   { type: 'error', name: 'ZeroDeposit', inputs: [] },
   { type: 'error', name: 'ExpiringNonceHashNotSet', inputs: [] },
-  { type: 'error', name: 'InvalidSignature', inputs: [] },
-  { type: 'error', name: 'AmountExceedsDeposit', inputs: [] },
-  { type: 'error', name: 'AmountNotIncreasing', inputs: [] },
   { type: 'error', name: 'CaptureAmountInvalid', inputs: [] },
-  { type: 'error', name: 'CloseNotReady', inputs: [] },
-  { type: 'error', name: 'DepositOverflow', inputs: [] },
 ] as const

@@ -4,6 +4,7 @@
  * vouchers use `voucherTypedData(…, { protocol: 'v1' })` ("Tempo Stream Channel", uint128).
  */
 import { type Address, type Hex, encodeAbiParameters, keccak256 } from 'viem'
+import { indexedParties, sharedEscrowItems } from './abi.js'
 
 /**
  * The largest v1 channel amount (`uint128`).
@@ -34,14 +35,9 @@ export function channelIdV1(c: ChannelV1, at: { escrow: Address; chainId: number
   return keccak256(encodeAbiParameters(idParameters, [c.payer, c.payee, c.token, c.salt, c.authorizedSigner, at.escrow, BigInt(at.chainId)]))
 }
 
-const parties = [
-  { name: 'channelId', type: 'bytes32', indexed: true },
-  { name: 'payer', type: 'address', indexed: true },
-  { name: 'payee', type: 'address', indexed: true },
-] as const
-
 /**
- * The v1 escrow functions, events and errors (as the deployed `TempoStreamChannel` has them).
+ * The v1 escrow functions, events and errors (as the deployed `TempoStreamChannel` has them); the items it shares
+ * with the channel reserve come from `sharedEscrowItems`.
  * @example
  * encodeFunctionData({ abi: streamChannelAbi, functionName: 'settle', args: [channelId, 1000n, signature] })
  */
@@ -119,7 +115,7 @@ export const streamChannelAbi = [
     type: 'event',
     name: 'ChannelOpened',
     inputs: [
-      ...parties,
+      ...indexedParties,
       { name: 'token', type: 'address', indexed: false },
       { name: 'authorizedSigner', type: 'address', indexed: false },
       { name: 'salt', type: 'bytes32', indexed: false },
@@ -130,7 +126,7 @@ export const streamChannelAbi = [
     type: 'event',
     name: 'Settled',
     inputs: [
-      ...parties,
+      ...indexedParties,
       { name: 'cumulativeAmount', type: 'uint256', indexed: false },
       { name: 'deltaPaid', type: 'uint256', indexed: false },
       { name: 'newSettled', type: 'uint256', indexed: false },
@@ -139,25 +135,15 @@ export const streamChannelAbi = [
   {
     type: 'event',
     name: 'TopUp',
-    inputs: [...parties, { name: 'additionalDeposit', type: 'uint256', indexed: false }, { name: 'newDeposit', type: 'uint256', indexed: false }],
+    inputs: [...indexedParties, { name: 'additionalDeposit', type: 'uint256', indexed: false }, { name: 'newDeposit', type: 'uint256', indexed: false }],
   },
-  { type: 'event', name: 'CloseRequested', inputs: [...parties, { name: 'closeGraceEnd', type: 'uint256', indexed: false }] },
-  { type: 'event', name: 'CloseRequestCancelled', inputs: [...parties] },
   {
     type: 'event',
     name: 'ChannelClosed',
-    inputs: [...parties, { name: 'settledToPayee', type: 'uint256', indexed: false }, { name: 'refundedToPayer', type: 'uint256', indexed: false }],
+    inputs: [...indexedParties, { name: 'settledToPayee', type: 'uint256', indexed: false }, { name: 'refundedToPayer', type: 'uint256', indexed: false }],
   },
-  { type: 'error', name: 'ChannelAlreadyExists', inputs: [] },
-  { type: 'error', name: 'ChannelNotFound', inputs: [] },
+  ...sharedEscrowItems,
   { type: 'error', name: 'ChannelFinalized', inputs: [] },
-  { type: 'error', name: 'InvalidSignature', inputs: [] },
-  { type: 'error', name: 'AmountExceedsDeposit', inputs: [] },
-  { type: 'error', name: 'AmountNotIncreasing', inputs: [] },
-  { type: 'error', name: 'NotPayer', inputs: [] },
   { type: 'error', name: 'NotPayee', inputs: [] },
   { type: 'error', name: 'TransferFailed', inputs: [] },
-  { type: 'error', name: 'CloseNotReady', inputs: [] },
-  { type: 'error', name: 'InvalidPayee', inputs: [] },
-  { type: 'error', name: 'DepositOverflow', inputs: [] },
 ] as const
