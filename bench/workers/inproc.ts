@@ -15,9 +15,11 @@ import ours from './ours.js'
 import * as E2e from './e2e.js'
 import * as Paid from './paid.js'
 import { replayLoad } from './replay.js'
+import * as SessionBench from './session.js'
 
 export { ReplayGuard } from '../../src/storage/ReplayGuard.js'
 export { RateCounter } from '../../src/gateway/RateCounter.js'
+export { ChannelState } from '../../src/storage/ChannelState.js'
 
 type Env = GatewayEnv & { MPP_SECRET_KEY: string }
 type App = { fetch: (request: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response> }
@@ -99,6 +101,15 @@ export default {
       }
     }
     if (target.pathname === '/paid/calls') return Response.json(Object.fromEntries(Paid.calls))
+    if (target.pathname === '/session' || target.pathname === '/session/prepare') {
+      try {
+        const n = Number(query.get('n') ?? 10)
+        if (target.pathname === '/session/prepare') return Response.json({ signed: await SessionBench.prepare(env as never, n) })
+        return Response.json(await SessionBench.vouchers(env as never, n))
+      } catch (error) {
+        return new Response(String(error), { status: 500 })
+      }
+    }
     if (target.pathname === '/replay') {
       const result = await replayLoad(env.REPLAY_GUARD, {
         shards: Number(query.get('shards') ?? 1),

@@ -53,15 +53,32 @@ export class CredentialParseError extends Error {
  * const credential = Credential.fromHeader(request.headers.get('authorization'))
  */
 export function fromHeader(header: string | null | undefined): Credential | undefined {
-  if (!header) return undefined
+  const read = readHeader(header)
+  if (read.type === 'multiple') throw new MultipleCredentialsError('more than one Payment credential')
+  if (read.type === 'malformed') throw new CredentialParseError(read.detail)
+  return read.type === 'credential' ? read.credential : undefined
+}
+
+/** What an Authorization value holds, as `readHeader` finds it. */
+export type HeaderRead = { type: 'none' } | { type: 'credential'; credential: Credential } | { type: 'multiple' } | { type: 'malformed'; detail: string }
+
+/**
+ * `fromHeader` without throwing: garbage is what most bots send, and a refusal should cost no exception.
+ * @example
+ * const read = Credential.readHeader(request.headers.get('authorization'))
+ * if (read.type === 'malformed') return refuse(read.detail)
+ */
+export function readHeader(header: string | null | undefined): HeaderRead {
+  if (!header) return { type: 'none' }
   // Duplicate header lines arrive joined by ", "; a Payment token never contains a comma.
   const tokens = header
     .split(',')
     .map((part) => part.trim())
     .filter((part) => /^payment(\s|$)/i.test(part))
-  if (tokens.length === 0) return undefined
-  if (tokens.length > 1) throw new MultipleCredentialsError('more than one Payment credential')
-  return deserialize(tokens[0]!)
+  if (tokens.length === 0) return { type: 'none' }
+  if (tokens.length > 1) return { type: 'multiple' }
+  const parsed = parse(tokens[0]!)
+  return typeof parsed === 'string' ? { type: 'malformed', detail: parsed } : { type: 'credential', credential: parsed }
 }
 
 /**
@@ -79,30 +96,37 @@ export class MultipleCredentialsError extends CredentialParseError {
  * const credential = Credential.deserialize('Payment eyJjaGFsbGVuZ2UiOnsi…')
  */
 export function deserialize(header: string): Credential {
+  const parsed = parse(header)
+  if (typeof parsed === 'string') throw new CredentialParseError(parsed)
+  return parsed
+}
+
+// The credential, or why it is refused.
+function parse(header: string): Credential | string {
   const match = /^payment[ \t]+([A-Za-z0-9_-]+={0,2})[ \t]*$/i.exec(header)
-  if (!match) throw new CredentialParseError('expected "Payment <base64url>"')
+  if (!match) return 'expected "Payment <base64url>"'
   const token = match[1]!
-  if (token.length > maxLength) throw new CredentialParseError(`credential larger than ${maxLength} characters`)
+  if (token.length > maxLength) return `credential larger than ${maxLength} characters`
   let text: string
   try {
     text = decodeText(token)
   } catch (error) {
-    if (error instanceof EncodingError) throw new CredentialParseError(error.message, { cause: error })
+    if (error instanceof EncodingError) return error.message
     throw error
   }
   // A credential is a JSON object: other text is refused before parsing (garbage is what most bots send).
-  if (!/^[ \t\r\n]*\{/.test(text)) throw new CredentialParseError('not a JSON object')
+  if (!/^[ \t\r\n]*\{/.test(text)) return 'not a JSON object'
   let json: unknown
   try {
     json = JSON.parse(text)
   } catch {
-    throw new CredentialParseError('not JSON')
+    return 'not JSON'
   }
   const result = v.safeParse(Schema, json)
   if (!result.success) {
     const issue = result.issues[0]
     const path = issue.path?.map((p) => String(p.key)).join('.') ?? ''
-    throw new CredentialParseError(`invalid credential${path ? ` at ${path}` : ''}: ${issue.message}`)
+    return `invalid credential${path ? ` at ${path}` : ''}: ${issue.message}`
   }
   return strip(result.output as Credential)
 }

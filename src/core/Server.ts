@@ -264,37 +264,54 @@ export async function handle(
     return answer(context, new BadRequestError({ detail: 'payment requires HTTPS' }))
   }
 
-  let credential: Credential.Credential | undefined
-  try {
-    // Only the header the route's challenges name is read: a credential in another one is not looked at.
-    credential = Credential.fromHeader(request.headers.get(header))
-  } catch (error) {
-    if (error instanceof Credential.MultipleCredentialsError) {
-      return answer(context, new BadRequestError({ detail: 'send exactly one Payment credential' }))
-    }
-    return answer(context, new MalformedCredentialError({ detail: (error as Error).message }))
-  }
+  // Only the header the route's challenges name is read: a credential in another one is not looked at. Refusals
+  // are answered without throwing: malformed and forged credentials are what bots send.
+  const read = Credential.readHeader(request.headers.get(header))
+  if (read.type === 'multiple') return answer(context, new BadRequestError({ detail: 'send exactly one Payment credential' }))
+  if (read.type === 'malformed') return answer(context, malformed(read.detail))
   // Through `answer`: a body that cannot be bound to a challenge gets its 400, not a 503.
-  if (!credential) {
+  if (read.type === 'none') {
     const misplaced = header !== 'Authorization' && /(^|,)\s*payment(\s|$)/i.test(request.headers.get('authorization') ?? '')
     if (!misplaced) return answer(context, paymentRequired)
     return answer(context, new PaymentRequiredError({ detail: `Payment is required: send the credential in ${header}, as the challenge says.` }))
   }
+  const credential = read.credential
 
+  // Core spec, "Challenge Binding": the id must be the one we bound to these parameters.
+  const echoed = credential.challenge
+  if (echoed.realm !== server.realm || !(await Challenge.verifyBinding(echoed, server.secrets))) return refuse(context, credential, notIssued)
   try {
     return await verify(context, credential, options.store)
   } catch (error) {
     if (!isPaymentError(error)) throw error
-    server.emit({
-      type: error instanceof InvalidChallengeError && /already used/.test(error.detail ?? '') ? 'replay-refused' : 'failed',
-      route,
-      method: credential.challenge.method,
-      challengeId: credential.challenge.id,
-      problem: error.problem,
-      detail: error.detail,
-    })
-    return answer(context, error)
+    return refuse(context, credential, error)
   }
+}
+
+// A refused credential: the event, then the answer with fresh challenges.
+function refuse(context: Context, credential: Credential.Credential, error: PaymentError): Promise<{ type: 'response'; response: Response; error: PaymentError }> {
+  context.server.emit({
+    type: error instanceof InvalidChallengeError && /already used/.test(error.detail ?? '') ? 'replay-refused' : 'failed',
+    route: context.route,
+    method: credential.challenge.method,
+    challengeId: credential.challenge.id,
+    problem: error.problem,
+    detail: error.detail,
+  })
+  return answer(context, error)
+}
+
+// The refusals of malformed credentials, by detail (there are few): each built once. Bounded, in count and size.
+const malformedErrors = new Map<string, MalformedCredentialError>()
+function malformed(detail: string): MalformedCredentialError {
+  if (detail.length > 200) return new MalformedCredentialError({ detail })
+  let error = malformedErrors.get(detail)
+  if (!error) {
+    if (malformedErrors.size >= 64) malformedErrors.clear()
+    error = new MalformedCredentialError({ detail })
+    malformedErrors.set(detail, error)
+  }
+  return error
 }
 
 type Context = { server: Server; request: Request; offers: readonly Offer[]; route: string; now: Date; header: Challenge.CredentialHeader }
@@ -306,9 +323,8 @@ const notIssued = new InvalidChallengeError({ detail: 'the challenge was not iss
 
 async function verify(context: Context, credential: Credential.Credential, store: ReplayStore): Promise<Paid> {
   const { server, request, now, route } = context
+  // The binding was checked by `handle`.
   const echoed = credential.challenge
-  // Core spec, "Challenge Binding": the id must be the one we bound to these parameters.
-  if (echoed.realm !== server.realm || !(await Challenge.verifyBinding(echoed, server.secrets))) throw notIssued
   // The header is bound into the id: a credential is only good in the header its challenge named.
   if (Challenge.credentialHeader(echoed) !== context.header) {
     throw new InvalidChallengeError({ detail: `the challenge was issued for credentials in ${Challenge.credentialHeader(echoed)}` })
