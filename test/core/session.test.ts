@@ -1,9 +1,11 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import * as v from 'valibot'
 import * as ChannelAccount from '../../src/core/ChannelAccount.js'
 import { InsufficientBalanceError, problemTypeUri } from '../../src/core/Errors.js'
 import * as Receipt from '../../src/core/Receipt.js'
 import * as Session from '../../src/core/Session.js'
+import * as VoucherPacing from '../../src/core/VoucherPacing.js'
 
 const descriptor = {
   payer: '0xAAaaAAaaAAaaAAaaAAaaAAaaAAaaAAaaAAaaAAaa',
@@ -146,5 +148,49 @@ describe('ChannelAccount', () => {
     const error = ChannelAccount.fromFailure({ problem: 'session/insufficient-balance', detail: 'x', requiredTopUp: '7' }, '0xab')
     expect(error).toBeInstanceOf(InsufficientBalanceError)
     expect(ChannelAccount.toFailure(error)).toEqual({ problem: 'session/insufficient-balance', detail: 'x', requiredTopUp: '7' })
+  })
+})
+
+describe('VoucherPacing', () => {
+  it('behavior: 10 at once, then one per 100 ms waiting at most 1 s, then refused with Retry-After; a second later it admits again', () => {
+    let due = 0
+    const at = 1_000_000
+    const waits: number[] = []
+    for (let i = 0; i < 20; i++) {
+      const decision = VoucherPacing.pace(due, at)
+      if (!decision.admitted) throw new Error(`refused at ${i}`)
+      waits.push(decision.waitMs)
+      due = decision.due
+    }
+    expect(waits.slice(0, 10)).toEqual(Array(10).fill(0))
+    expect(waits.slice(10).map(Math.round)).toEqual([100, 200, 300, 400, 500, 600, 700, 800, 900, 1000])
+    expect(VoucherPacing.pace(due, at)).toEqual({ admitted: false, retryAfterSeconds: 1 })
+    // Refusals keep no state: the rate recovers with time alone (the queue drains at 10 a second).
+    expect(VoucherPacing.pace(due, at + 1_000)).toMatchObject({ admitted: true, waitMs: expect.closeTo(100, 6) })
+    expect(VoucherPacing.pace(due, at + 2_900)).toMatchObject({ admitted: true, waitMs: 0 })
+  })
+
+  it('property: whatever the arrival times, at most perSecond·t + burst submissions are processed within any t seconds', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 200 }), { minLength: 1, maxLength: 200 }), (gaps) => {
+        let due = 0
+        let now = 0
+        const processed: number[] = []
+        for (const gap of gaps) {
+          now += gap
+          const decision = VoucherPacing.pace(due, now)
+          if (!decision.admitted) continue
+          due = decision.due
+          processed.push(now + decision.waitMs)
+        }
+        const times = processed.sort((a, b) => a - b)
+        for (let i = 0; i < times.length; i++) {
+          for (let j = i; j < times.length; j++) {
+            const span = times[j]! - times[i]!
+            expect(j - i + 1).toBeLessThanOrEqual(Math.floor((span * VoucherPacing.defaultRule.perSecond) / 1000 + 1e-9) + VoucherPacing.defaultRule.burst)
+          }
+        }
+      }),
+    )
   })
 })
