@@ -26,7 +26,13 @@ const payerCount = 3
 const payerFunds = 1_000_000_000n
 
 const pricing = JSON.parse(readFileSync(join(root, 'demo', 'pricing.json'), 'utf8')) as {
-  routes: { pattern: string; method: string; price?: string; accept?: { method: string; currency: string }[] }[]
+  routes: {
+    pattern: string
+    method: string
+    price?: string
+    accept?: { method: string; currency: string }[]
+    session?: { unit: string; price?: string; input?: string; output?: string }
+  }[]
 }
 
 const started = Date.now()
@@ -159,6 +165,9 @@ async function main() {
   const client = chainClient(rpcUrl)
   const payers: Hex[] = Array.from({ length: payerCount }, () => generatePrivateKey())
   await Promise.all(payers.map((key) => fund(client, privateKeyToAccount(key).address, payerFunds)))
+  // The channel operator (demo/gateway.ts): it closes channels for the recipient and pays those fees.
+  const operatorKey = generatePrivateKey()
+  await fund(client, privateKeyToAccount(operatorKey).address, 10_000_000n)
 
   // The gateway: demo/wrangler.toml, settings in an env file readable only by this user (it holds the HMAC key).
   const gateway = `http://127.0.0.1:${port}`
@@ -170,6 +179,7 @@ async function main() {
     TEMPO_RPC_URL: rpcUrl,
     STRIPE_SECRET_KEY: testSecretKey,
     STRIPE_API_BASE: stripe.url,
+    TEMPO_PAYEE_KEY: operatorKey,
   }
   writeFileSync(envFile, Object.entries(settings).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n') + '\n', { mode: 0o600 })
   const wrangler = join(dirname(createRequire(import.meta.url).resolve('wrangler/package.json')), 'bin', 'wrangler.js')
@@ -191,6 +201,11 @@ async function main() {
   say(`rpc ${rpcUrl}`)
   say(`chain anvil at ${anvilUrl} behind the RPC; payment channels at ${sessionChain.escrow}`)
   for (const route of pricing.routes) {
+    if (route.session) {
+      const { unit, price, input, output } = route.session
+      const per = unit === 'tokens' ? `${input} per input token, ${output} per output token` : `${price} per ${unit}`
+      say(`route ${route.method} ${gateway}${route.pattern} ${per} (tempo pathUSD session)`)
+    }
     if (route.price === undefined) continue
     const offers = (route.accept ?? []).map((a) => `${a.method} ${a.method === 'tempo' ? a.currency : a.currency.toUpperCase()}`).join(', ')
     say(`route ${route.method} ${gateway}${route.pattern} ${route.price} (${offers})`)

@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { Mppx, tempo as mppxTempo } from 'mppx/client'
-import type { Hex } from 'viem'
+import { type Hex, parseUnits } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as Receipt from '../../src/core/Receipt.js'
@@ -108,6 +108,7 @@ describe('npm start (the local demo)', { timeout: 120_000 }, () => {
     expect(rpc).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
     expect(output).toContain(`route GET ${gateway}/v1/reports/daily 0.25 (tempo pathUSD, stripe USD)`)
     expect(output).toContain(`route GET ${gateway}/v1/quotes/:symbol 0.01 (tempo pathUSD)`)
+    expect(output).toContain(`route POST ${gateway}/v1/chat/completions 0.00001 per input token, 0.00002 per output token (tempo pathUSD session)`)
     expect(output).toContain(`try npm run pay -- ${gateway}/v1/reports/daily`)
     // The chain, the gateway and a recorded state are up; the processes run in their own groups.
     expect(readState(new URL(gateway))?.state.rpc).toBe(rpc)
@@ -166,6 +167,54 @@ describe('npm start (the local demo)', { timeout: 120_000 }, () => {
     expect(await response.json()).toMatchObject({ symbol: 'ACME', currency: 'USD' })
     expect(Receipt.deserialize(response.headers.get('payment-receipt')!)).toMatchObject({ method: 'tempo', status: 'success' })
     expect((await balanceOf(client, demoRecipient)) - before).toBe(10_000n)
+  })
+
+  it('behavior: npm run pay pays the per-token chat route through a session: the stream as it arrives with each voucher; the next run reuses the channel; --close pays the seller what was spent and refunds the payer the rest, on chain', async () => {
+    const demo = readState(new URL(gateway))!
+    const key = demo.state.payers[1]!
+    const env = { ...process.env, MPP_PAYER_KEY: key }
+    const payer = privateKeyToAccount(key).address
+    const client = chainClient(rpc)
+    const [sellerBefore, payerBefore] = await Promise.all([balanceOf(client, demoRecipient), balanceOf(client, payer)])
+    const url = `${gateway}/v1/chat/completions`
+    const ask = (content: string, stream = true) => JSON.stringify({ messages: [{ role: 'user', content }], stream })
+    const spentOf = (output: string) => [...output.matchAll(/^receipt .*\bspent (\d+)/gm)].map((m) => BigInt(m[1]!))
+
+    const first = await run('npm', ['run', 'pay', '--', url, '-X', 'POST', '-d', ask('What is a payment channel?'), '--deposit', '1'], env)
+    expect(first.output).toMatch(/^challenge +tempo session: 0\.00002 pathUSD per llm_token to 0x[0-9a-fA-F]{40} on chain 42431, suggested deposit 1 pathUSD/m)
+    const channel = /^open +channel (0x[0-9a-f]{64}) with a deposit of 1 /m.exec(first.output)?.[1]
+    expect(channel, first.output).toBeDefined()
+    expect(first.output).toMatch(/^voucher +0\.01512 in all on channel/m)
+    expect(first.output).toMatch(/^response +200 OK$/m)
+    expect(first.output).toMatch(/^stream +\S+ \S+/m)
+    expect(first.output).toMatch(/^usage +prompt_tokens \d+, completion_tokens \d+/m)
+    // The stream's final receipt settles the reserve to the reported usage.
+    expect(first.output).toMatch(new RegExp(`^receipt .*channelId ${channel}.*usage reported`, 'm'))
+    expect(first.code).toBe(0)
+
+    const second = await run('npm', ['run', 'pay', '--', url, '-X', 'POST', '-d', ask('And who closes it?'), '--deposit', '1'], env)
+    expect(second.output).not.toMatch(/^open /m)
+    expect(second.output).toMatch(new RegExp(`^receipt .*channelId ${channel}.*usage reported`, 'm'))
+    expect(second.code).toBe(0)
+
+    const third = await run('npm', ['run', 'pay', '--', url, '-X', 'POST', '-d', ask('Thanks.', false), '--deposit', '1', '--close'], env)
+    expect(third.output).not.toMatch(/^open /m)
+    expect(third.output).toMatch(/^response +200 OK$/m)
+    const payout = parseUnits(/^payout +([\d.]+) to the seller/m.exec(third.output)?.[1] ?? 'x', 6)
+    const refund = parseUnits(/^refund +([\d.]+) to the payer/m.exec(third.output)?.[1] ?? 'x', 6)
+    const closedSpent = BigInt(/^closed .*\bspent (\d+)/m.exec(third.output)![1]!)
+    expect(third.code).toBe(0)
+    // What was spent is what the receipts said (the last one is the whole channel's), paid out exactly once.
+    const spent = [...spentOf(first.output), ...spentOf(second.output), ...spentOf(third.output)]
+    expect(spent.at(-1)).toBe(closedSpent)
+    expect(payout).toBe(closedSpent)
+    expect(payout + refund).toBe(1_000_000n)
+    const [sellerAfter, payerAfter] = await Promise.all([balanceOf(client, demoRecipient), balanceOf(client, payer)])
+    expect(sellerAfter - sellerBefore).toBe(payout)
+    // The payer paid what was spent, and the open transaction's fee (in pathUSD, well under a cent).
+    const fee = payerBefore - payerAfter - payout
+    expect(fee).toBeGreaterThanOrEqual(0n)
+    expect(fee).toBeLessThan(10_000n)
   })
 
   it('behavior: Ctrl-C (SIGINT to the process group) stops the chain, the gateway and every other process, and removes the state', async () => {

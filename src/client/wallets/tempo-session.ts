@@ -258,6 +258,7 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
     channels.set(channelId, entry)
     byTerms.set(termsOf(url, request), channelId)
     const voucher = await voucherPayload(entry, firstVoucher)
+    lastSent.set(channelId, firstVoucher)
     changed('open', entry, { cumulative: firstVoucher })
     return { action: 'open', type: 'transaction', channelId, transaction, ...(protocol === 'v2' ? { descriptor } : {}), cumulativeAmount: voucher.cumulativeAmount, signature: voucher.signature }
   }
@@ -286,6 +287,11 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
     changed('topUp', entry)
   }
 
+  // The voucher of the last content credential per channel (an open's first one included). draft-tempo-session-00,
+  // "Per-Request Processing": a server accepts the voucher, then checks the balance, so an insufficient-balance
+  // answer naming the channel means that voucher was accepted and `requiredTopUp` comes on top of it.
+  const lastSent = new Map<string, bigint>()
+
   function observeReceipt(response: Response): void {
     const header = response.headers.get('payment-receipt')
     if (!header) return
@@ -298,6 +304,19 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
       changed('receipt', entry)
     } catch {
       // Not a session receipt: nothing to learn.
+    }
+  }
+
+  function observeStreamReceipt(data: string): void {
+    try {
+      const receipt = JSON.parse(data) as Session.SessionReceipt
+      const entry = channels.get(String(receipt.channelId ?? '').toLowerCase())
+      if (!entry || receipt.intent !== 'session' || !/^\d+$/.test(String(receipt.spent)) || !/^\d+$/.test(String(receipt.acceptedCumulative))) return
+      entry.spent = BigInt(receipt.spent)
+      entry.accepted = BigInt(receipt.acceptedCumulative)
+      changed('receipt', entry)
+    } catch {
+      // Not a receipt this wallet reads.
     }
   }
 
@@ -315,8 +334,13 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
           while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
             const block = buffer.slice(0, end)
             buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, '')
-            if (!/^event: payment-need-voucher$/m.test(block)) continue
             const data = [...block.matchAll(/^data: ?(.*)$/gm)].map((m) => m[1]).join('\n')
+            if (/^event: payment-receipt$/m.test(block)) {
+              // The stream's final receipt: what it cost in the end (a per-token reserve settles down to the usage).
+              observeStreamReceipt(data)
+              continue
+            }
+            if (!/^event: payment-need-voucher$/m.test(block)) continue
             const need = JSON.parse(data) as Session.NeedVoucher
             if (need.channelId.toLowerCase() !== entry.channelId) continue
             const required = BigInt(need.requiredCumulative)
@@ -353,10 +377,16 @@ export function tempoSessionWallet(options: TempoSessionWalletOptions): SessionW
       // Authorize only on top of what the server accepted (never of what a refused credential signed): the server
       // says how much more it needs (402 insufficient-balance), otherwise one more unit.
       const topUpNeeded = typeof context?.problem?.requiredTopUp === 'string' && /^\d+$/.test(context.problem.requiredTopUp) ? BigInt(context.problem.requiredTopUp) : undefined
+      const sent = lastSent.get(entry.channelId)
+      lastSent.delete(entry.channelId)
+      if (sent !== undefined && topUpNeeded !== undefined && String(context?.problem?.channelId ?? '').toLowerCase() === entry.channelId && sent > entry.accepted) {
+        entry.accepted = sent
+      }
       const base = entry.accepted > entry.spent ? entry.accepted : entry.spent
       const cumulative = topUpNeeded !== undefined ? base + topUpNeeded : base + price
       if (cumulative > entry.deposit) await topUp(entry, cumulative)
       const payload = await voucherPayload(entry, cumulative)
+      lastSent.set(entry.channelId, cumulative)
       changed('voucher', entry, { cumulative })
       return { payload, source }
     },
