@@ -18,5 +18,5 @@ const table = operator ? { ...pricing, methods: { ...pricing.methods, tempo: { .
 const gateway = createGateway({ pricing: table })
 
 export default {
-  fetch: (request) => gateway.fetch(request),
+  fetch: (request, _env, ctx) => gateway.fetch(request, ctx),
 } satisfies ExportedHandler

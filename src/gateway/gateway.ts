@@ -58,7 +58,8 @@ export type GatewayOptions = {
 
 /** A built gateway. */
 export type Gateway = {
-  fetch: (request: Request) => Promise<Response>
+  /** Answers a request; pass the worker's `ctx` so work that outlives the response (a session's settlement after the payer went away) is kept alive. */
+  fetch: (request: Request, ctx?: WaitUntil | undefined) => Promise<Response>
   table: PricingTable
   settings: Settings
   routes: readonly CompiledRoute[]
@@ -93,7 +94,7 @@ export const reservedPaths = { health: '/__mpp/health', channels: '/__mpp/channe
  * pricing table, the method configurations and every route's offers. Errors name what is wrong.
  * @example
  * const gateway = createGateway({ pricing, env, factories: methodFactories })
- * export default { fetch: (request) => gateway.fetch(request) }
+ * export default { fetch: (request, _env, ctx) => gateway.fetch(request, ctx) }
  */
 export function createGateway(options: GatewayOptions): Gateway {
   const settings = readSettings(options.env)
@@ -136,7 +137,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   const context: Context = { settings, store, idempotency, record, channels }
 
-  async function handle(request: Request): Promise<Response> {
+  async function handle(request: Request, ctx: WaitUntil | undefined): Promise<Response> {
     const url = new URL(request.url)
     let path: string
     try {
@@ -185,16 +186,16 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     const paid = route ? priced[route.index] : undefined
     if (!paid) return passThrough(context, forwarded, url, path)
-    return payAndForward(context, paid, forwarded, url, path)
+    return payAndForward(ctx ? { ...context, waitUntil: ctx } : context, paid, forwarded, url, path)
   }
 
   return {
     table,
     settings,
     routes,
-    fetch: async (request) => {
+    fetch: async (request, ctx) => {
       try {
-        return await handle(request)
+        return await handle(request, ctx)
       } catch (error) {
         // Only reached by faults outside the payment path (which answers for itself): nothing was charged.
         console.error(JSON.stringify({ event: 'gateway-error', error: String(error) }))
@@ -210,7 +211,11 @@ type Context = {
   idempotency: Idempotency | undefined
   record: Recorder
   channels: ReturnType<typeof channelStore> | undefined
+  waitUntil?: WaitUntil | undefined
 }
+
+/** The part of a worker's ExecutionContext the gateway uses. */
+type WaitUntil = { waitUntil: (promise: Promise<unknown>) => void }
 
 function sessionChannels(env: GatewayEnv & { CHANNEL_STATE?: DurableObjectNamespace<ChannelState>; PAYER_CHANNELS?: DurableObjectNamespace<PayerChannels> }) {
   const bound = (value: unknown) => typeof value === 'object' && value !== null && typeof (value as DurableObjectNamespace).idFromName === 'function'
@@ -331,7 +336,7 @@ async function payAndForward(context: Context, paid: Priced, original: Request, 
   if (paid.metered) {
     const intent = presents ? credentialIntent(credentials) : undefined
     if (!paid.charge || intent === 'session') {
-      return meteredForward({ settings, server: paid.server, channels: context.channels!, replay: context.store, record }, paid.metered, request, url, path)
+      return meteredForward({ settings, server: paid.server, channels: context.channels!, replay: context.store, record, waitUntil: context.waitUntil }, paid.metered, request, url, path)
     }
   }
 

@@ -12,5 +12,5 @@ export { ChannelState, IdempotencyCache, PayerChannels, RateCounter, ReplayGuard
 const gateway = createGateway({ pricing })
 
 export default {
-  fetch: (request) => gateway.fetch(request),
+  fetch: (request, _env, ctx) => gateway.fetch(request, ctx),
 } satisfies ExportedHandler

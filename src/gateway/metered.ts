@@ -44,6 +44,8 @@ export type MeteredContext = {
   record: Recorder
   /** How long a paused stream waits for a voucher (default `voucherWaitMs`). */
   waitMs?: number | undefined
+  /** The worker's ctx: a stream the payer abandons is settled after the response ended, which needs it. */
+  waitUntil?: { waitUntil: (promise: Promise<unknown>) => void } | undefined
 }
 
 /** How the receipt of a `tokens` request was settled. */
@@ -134,12 +136,12 @@ export async function meteredForward(context: MeteredContext, route: MeteredRout
   if (streamed && route.unit !== 'request') await meter.beginStream().catch(() => {})
   if (route.unit === 'tokens' && bound && route.tokens) {
     const tokens = route.tokens
-    if (streamed) return paid(meteredStream(meter, response, abort, tokenMeter(meter, tokens, bound), context.waitMs ?? voucherWaitMs), response, meter)
+    if (streamed) return paid(meteredStream(meter, response, abort, tokenMeter(meter, tokens, bound), context), response, meter)
     const settled = await settleBody(meter, tokens, bound, response)
     return paid(settled.body, response, meter, settled.source)
   }
   if (route.unit === 'event' && streamed) {
-    return paid(meteredStream(meter, response, abort, eventMeter(meter), context.waitMs ?? voucherWaitMs), response, meter)
+    return paid(meteredStream(meter, response, abort, eventMeter(meter), context), response, meter)
   }
   // One request (or an unstreamed answer on an event route): the unit charged up front pays for it.
   return paid(response.body, response, meter)
@@ -295,7 +297,8 @@ function tokenMeter(meter: SessionServer.Meter, prices: NonNullable<MeteredRoute
  * balance runs out the stream sends `event: payment-need-voucher` and waits for a voucher on the same URI (up to
  * `waitMs`, then it ends); a final `event: payment-receipt` closes it. A payer who goes away aborts the origin fetch.
  */
-function meteredStream(meter: SessionServer.Meter, upstream: Response, abort: AbortController, pricing: EventMeter, waitMs: number): ReadableStream<Uint8Array> {
+function meteredStream(meter: SessionServer.Meter, upstream: Response, abort: AbortController, pricing: EventMeter, context: MeteredContext): ReadableStream<Uint8Array> {
+  const waitMs = context.waitMs ?? voucherWaitMs
   const encoder = new TextEncoder()
   const reader = upstream.body!.getReader()
   const events = sseEvents(reader)
@@ -355,10 +358,12 @@ function meteredStream(meter: SessionServer.Meter, upstream: Response, abort: Ab
       controller.enqueue(encoder.encode(next.value.raw))
     },
     async cancel() {
-      // The payer went away: stop the origin, charge only what was forwarded.
+      // The payer went away: stop the origin, charge only what was forwarded. The response is over, so the
+      // runtime may drop work not handed to waitUntil: the settlement (a refund of the unused reserve) is.
       ended = true
-      await stop()
-      await settle(true)
+      const settling = stop().then(() => settle(true))
+      context.waitUntil?.waitUntil(settling)
+      await settling
     },
   }, { highWaterMark: 0 }) // an event is read from the origin (and charged) only when the payer asks for the next
 }

@@ -64,8 +64,11 @@ const TempoSettings = v.strictObject({
     }),
   ),
   confirmations: v.optional(v.number()),
-  // Payment channels of session-priced routes: the escrow (default: the TIP-1034 channel reserve) and an operator.
-  session: v.optional(v.strictObject({ escrow: v.optional(v.string()), operator: v.optional(v.string()) })),
+  // Payment channels of session-priced routes: the protocol (v2, the TIP-1034 channel reserve, by default; v1, a
+  // TempoStreamChannel escrow contract where the precompile is not active), the escrow and a v2 operator.
+  session: v.optional(
+    v.strictObject({ sessionProtocol: v.optional(v.picklist(['v1', 'v2'])), escrow: v.optional(v.string()), operator: v.optional(v.string()) }),
+  ),
   timeoutMs: v.optional(v.number()),
   receiptTimeoutMs: v.optional(v.number()),
   pollIntervalMs: v.optional(v.number()),
@@ -139,7 +142,7 @@ export const sessionMethodFactories: SessionMethodFactories = {
       throw new Error('TEMPO_PAYEE_KEY is missing: session routes close channels with the payee key; set it with "wrangler secret put TEMPO_PAYEE_KEY"')
     }
     const url = typeof env.TEMPO_RPC_URL === 'string' && env.TEMPO_RPC_URL ? env.TEMPO_RPC_URL : rpcUrl
-    return tempoSession({ chainId, recipient, privateKey, rpcUrl: url, tokens: tokens as Parameters<typeof tempoSession>[0]['tokens'], timeoutMs, receiptTimeoutMs, pollIntervalMs, escrow: session?.escrow, operator: session?.operator })
+    return tempoSession({ chainId, recipient, privateKey, rpcUrl: url, tokens: tokens as Parameters<typeof tempoSession>[0]['tokens'], timeoutMs, receiptTimeoutMs, pollIntervalMs, sessionProtocol: session?.sessionProtocol, escrow: session?.escrow, operator: session?.operator })
   },
 }
 

@@ -40,7 +40,7 @@ export type CreateGatewayOptions = Omit<GatewayOptions, 'env' | 'factories'> & {
  * import { createGateway } from 'mpp-edge/gateway'
  * export { ChannelState, IdempotencyCache, PayerChannels, RateCounter, ReplayGuard, SenderLimit, SponsorGate } from 'mpp-edge/gateway'
  * const gateway = createGateway({ pricing })
- * export default { fetch: (request) => gateway.fetch(request) } satisfies ExportedHandler
+ * export default { fetch: (request, _env, ctx) => gateway.fetch(request, ctx) } satisfies ExportedHandler
  */
 export function createGateway(options: CreateGatewayOptions): Gateway {
   const { env, factories, ...rest } = options

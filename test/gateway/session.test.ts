@@ -45,13 +45,16 @@ function setup() {
     log: () => {},
   })
   const id = crypto.randomUUID()
+  // What the gateway hands to the worker's ctx.waitUntil.
+  const pending: Promise<unknown>[] = []
+  const ctx = { waitUntil: (promise: Promise<unknown>) => void pending.push(promise) }
   const request = (path: string, init: RequestInit = {}) => {
     const headers = new Headers(init.headers)
     headers.set('x-test-id', id)
-    return gateway.fetch(new Request(`${base}${path}`, { ...init, headers }))
+    return gateway.fetch(new Request(`${base}${path}`, { ...init, headers }), ctx)
   }
   const origin = async () => (await (await testEnv.ORIGIN.fetch(`https://origin/__hits?id=${id}`)).json()) as { hits: number; cancelled: number }
-  return { gateway, request, origin, session }
+  return { gateway, request, origin, session, pending }
 }
 
 function payer(deposit = 10_000n) {
@@ -136,7 +139,7 @@ async function until(check: () => Promise<boolean>, ms = 3000) {
 }
 
 describe('gateway: session pricing table', () => {
-  it('error: session entries are checked at load, naming the entry', () => {
+  it('error: session entries are checked at load, naming the entry', async () => {
     const table = (route: Record<string, unknown>) => ({ ...pricing, routes: [{ pattern: '/x', method: 'POST', ...route }] })
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ intent: 'session' }, /routes\[0\] \(POST \/x\).*"session" intent needs "session"/],
@@ -161,6 +164,19 @@ describe('gateway: session pricing table', () => {
     expect(deployed({ intent: 'session', session: { unit: 'request', price: '0.001' } }, { TEMPO_PAYEE_KEY: undefined })).toThrow(/methods\.tempo \(session\): TEMPO_PAYEE_KEY is missing/)
     expect(deployed({ intent: 'session', session: { unit: 'request', price: '0.0000001' } }, { TEMPO_PAYEE_KEY: key })).toThrow(PricingError)
     expect(deployed({ intent: 'session', session: { unit: 'request', price: '0.001' } }, { TEMPO_PAYEE_KEY: key })).not.toThrow()
+    // Protocol v1 (a TempoStreamChannel escrow) is a table setting; it needs its escrow, and takes no operator.
+    const v1Table = (session: Record<string, unknown>) => ({
+      ...table({ intent: 'session', session: { unit: 'request', price: '0.001' } }),
+      methods: { tempo: { chainId: 42431, recipient: privateKeyToAccount(key).address, session } },
+    })
+    const v1 = (session: Record<string, unknown>) => () =>
+      createGateway({ pricing: v1Table(session), env: { ...testEnv, TEMPO_PAYEE_KEY: key, RATE_LIMIT_CHALLENGES: '0' }, factories: { tempo: () => ledger({ name: 'tempo' }).method }, log: () => {} })
+    expect(v1({ sessionProtocol: 'v1' })).toThrow(/methods\.tempo \(session\):.*escrow.*required/)
+    expect(v1({ sessionProtocol: 'v1', escrow: payee.address, operator: payee.address })).toThrow(/methods\.tempo \(session\):.*operator/)
+    expect(v1({ sessionProtocol: 'v3' })).toThrow(/methods\.tempo/)
+    const escrowV1 = privateKeyToAccount(generatePrivateKey()).address.toLowerCase()
+    const unpaid = await v1({ sessionProtocol: 'v1', escrow: escrowV1 })().fetch(new Request(`${base}/x`, { method: 'POST' }))
+    expect(sessionChallenge(unpaid).request).toMatchObject({ methodDetails: { sessionProtocol: 'v1', escrowContract: escrowV1 } })
     expect(build({ intent: 'session', session: { unit: 'request', price: '0.1' }, accept: [{ method: 'ledger' }] })).toThrow(/routes\[0\] \(POST \/x\) accept\[0\] \(ledger\).*does not serve the "session" intent/)
   })
 
@@ -340,6 +356,9 @@ describe('gateway: session routes', () => {
     const events = await readEvents(response, (_, seen) => seen.filter((e) => e.data.includes('"content"')).length === 3)
     expect(events.filter((e) => e.data.includes('"content"'))).toHaveLength(3)
     await until(async () => (await t.origin()).cancelled === 1)
-    await until(async () => (await spent(p)) === 100n + 3n * 2n)
+    // The settlement outlives the response: it is handed to waitUntil, so the runtime keeps it alive.
+    await until(async () => t.pending.length === 1)
+    await Promise.all(t.pending)
+    expect(await spent(p)).toBe(100n + 3n * 2n)
   })
 })
