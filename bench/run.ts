@@ -309,7 +309,9 @@ const paidRows = ['pull', 'sponsored', 'push', 'stripe'].map((kind) => {
   const ms = median(paid[kind] ?? [])
   return `| ${paidLabel[kind]} | ${cell(paid[kind])} | ${Number.isNaN(ms) ? 'n/a' : ms < 1 ? 'met' : 'missed'} | ${e2e[kind] ? `${fmt(median(e2e[kind]!))} (${spread(e2e[kind]!)})` : 'n/a'} |`
 })
-const budget = 100 * 1024
+// 100 KiB with the charge methods; sessions (the session method and the gateway's metering) may raise it to 120 KiB,
+// the budget test/node/gateway.test.ts holds.
+const budget = 120 * 1024
 const profileLines = profiles.map(({ label, summary }) => `- ${label}: ${formatSummary(summary, 8)}.`)
 
 const report = `# Benchmarks
@@ -331,7 +333,7 @@ Figures are the median over the rounds, with the spread (lowest–highest) in pa
 | 402 path, gateway (rate limiting binding) / bare Hono | ${ratio(u.gateway, u.bare)} | | |
 | 402 path, gateway (Durable Object counter) / bare Hono | ${ratio(u['gateway-do'], u.bare)} | | |
 | a valid credential, our own work (ms per paid request, stubs) | ${['pull', 'sponsored', 'push', 'stripe'].map((k) => `${paidLabel[k]} ${fmt(median(paid[k] ?? []))}`).join(', ')} | < 1 ms each | ${['pull', 'sponsored', 'push', 'stripe'].map((k) => (median(paid[k] ?? []) < 1 ? 'met' : 'missed')).join(', ')} |
-| gateway bundle, gzip | ${kib(bundles.gateway.gzip)} | ≤ 100 KiB | ${bundles.gateway.gzip <= budget ? 'met' : 'missed'} |
+| gateway bundle with sessions, gzip | ${kib(bundles.gateway.gzip)} | ≤ 120 KiB (100 before sessions) | ${bundles.gateway.gzip <= budget ? 'met' : 'missed'} |
 
 ## Where a target is missed, and where the time goes
 
