@@ -74,13 +74,18 @@ export async function meteredForward(context: MeteredContext, route: MeteredRout
   }
   const meter = outcome.meter
   const resource = `${request.method} ${path}`
+  // A refund that fails leaves the payer charged for work not delivered: recorded for reconciliation, never silent.
+  const giveBack = (refund: Promise<unknown>): Promise<unknown> =>
+    refund.catch((error: unknown) =>
+      record({ type: 'refund-failed', route: route.label, request: resource, method: route.offer.method.name, challengeId: meter.challengeId, reference: meter.channelId, detail: String(error) }),
+    )
 
   let body: BodyInit | null | undefined
   let bound: TokenBound | undefined
   if (route.tokens) {
     const read = await readTokenRequest(request, path, route.tokens)
     if ('error' in read) {
-      await meter.refund().catch(() => {})
+      await giveBack(meter.refund())
       return Server.problemResponse(read.error)
     }
     bound = read.bound
@@ -118,7 +123,7 @@ export async function meteredForward(context: MeteredContext, route: MeteredRout
   }
   if (!response || response.status >= 400) {
     // Nothing was delivered: give back everything this request charged.
-    await meter.refund().catch(() => {})
+    await giveBack(meter.refund())
     const status = response?.status ?? 502
     record({ type: status >= 500 ? 'origin-failed' : 'origin-refused', route: route.label, request: resource, method: route.offer.method.name, challengeId: meter.challengeId, reference: meter.channelId, status })
     if (!response || response.status >= 500) {
@@ -136,12 +141,12 @@ export async function meteredForward(context: MeteredContext, route: MeteredRout
   if (streamed && route.unit !== 'request') await meter.beginStream().catch(() => {})
   if (route.unit === 'tokens' && bound && route.tokens) {
     const tokens = route.tokens
-    if (streamed) return paid(meteredStream(meter, response, abort, tokenMeter(meter, tokens, bound), context), response, meter)
+    if (streamed) return paid(meteredStream(meter, response, abort, tokenMeter(meter, tokens, bound), context, giveBack), response, meter)
     const settled = await settleBody(meter, tokens, bound, response)
     return paid(settled.body, response, meter, settled.source)
   }
   if (route.unit === 'event' && streamed) {
-    return paid(meteredStream(meter, response, abort, eventMeter(meter), context), response, meter)
+    return paid(meteredStream(meter, response, abort, eventMeter(meter), context, giveBack), response, meter)
   }
   // One request (or an unstreamed answer on an event route): the unit charged up front pays for it.
   return paid(response.body, response, meter)
@@ -297,7 +302,7 @@ function tokenMeter(meter: SessionServer.Meter, prices: NonNullable<MeteredRoute
  * balance runs out the stream sends `event: payment-need-voucher` and waits for a voucher on the same URI (up to
  * `waitMs`, then it ends); a final `event: payment-receipt` closes it. A payer who goes away aborts the origin fetch.
  */
-function meteredStream(meter: SessionServer.Meter, upstream: Response, abort: AbortController, pricing: EventMeter, context: MeteredContext): ReadableStream<Uint8Array> {
+function meteredStream(meter: SessionServer.Meter, upstream: Response, abort: AbortController, pricing: EventMeter, context: MeteredContext, giveBack: (refund: Promise<unknown>) => Promise<unknown>): ReadableStream<Uint8Array> {
   const waitMs = context.waitMs ?? voucherWaitMs
   const encoder = new TextEncoder()
   const reader = upstream.body!.getReader()
@@ -351,7 +356,7 @@ function meteredStream(meter: SessionServer.Meter, upstream: Response, abort: Ab
       if (units > 0 && !(await pay(controller, units))) return finish(controller)
       if (ended) {
         // Paid, then the payer went away before it was sent: not delivered, so not charged.
-        if (units > 0) await meter.refundAmount(BigInt(units) * meter.price, units).catch(() => {})
+        if (units > 0) await giveBack(meter.refundAmount(BigInt(units) * meter.price, units))
         return
       }
       pricing.observe?.(next.value)
