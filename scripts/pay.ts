@@ -4,7 +4,7 @@
 // per streamed unit; the stream is printed as it arrives. Open channels are kept in the demo's state folder (or
 // MPP_CHANNELS_FILE), so the next run reuses them; --close closes the channel and prints the payout and refund.
 // Against the local demo (`npm start`) the payer key and chain come from the demo's state file; against any
-// other gateway, from MPP_PAYER_KEY, TEMPO_RPC_URL and TEMPO_CHAIN_ID. See README.md, "Local demo".
+// other gateway, from MPP_PAYER_KEY, TEMPO_RPC_URL and TEMPO_CHAIN_ID. See docs/demo.md.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'

@@ -1,7 +1,7 @@
 // `npm start`: the whole paid flow on this machine, offline and without an account. Starts a local Tempo chain
 // (anvil --network tempo, reached through a JSON-RPC front on port 8545 or RPC_PORT), the local Stripe API server, the demo origin, and the gateway
 // under wrangler dev (port 8787 or PORT) in front of it with demo/pricing.json; funds demo payer keys; prints
-// what runs and what to try. Ctrl-C (SIGINT) or SIGTERM stops everything. See README.md, "Local demo".
+// what runs and what to try. Ctrl-C (SIGINT) or SIGTERM stops everything. See docs/demo.md.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'

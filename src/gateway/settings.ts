@@ -17,7 +17,7 @@ export class SettingsError extends Error {
 /** A Cloudflare rate limiting binding (`[[ratelimits]]` in wrangler.toml). */
 export type RateLimitBinding = { limit(options: { key: string }): Promise<{ success: boolean }> }
 
-/** The bindings and variables the gateway reads (see wrangler.toml and README.md, "Gateway"). */
+/** The bindings and variables the gateway reads (see wrangler.toml and docs/operations.md, "Settings"). */
 export type GatewayEnv = Partial<Cloudflare.Env> & {
   // The vars and Durable Objects of wrangler.toml are generated into worker-configuration.d.ts by
   // `npm run types`; below are the secrets, the optional bindings wrangler.toml leaves commented out, and

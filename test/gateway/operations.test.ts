@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import readme from '../../README.md?raw'
+import gatewayDoc from '../../docs/gateway.md?raw'
 import { createGateway } from '../../src/gateway/gateway.js'
 import { methodFactories } from '../../src/gateway/methods.js'
 import { clientKey } from '../../src/gateway/rate-limit.js'
@@ -185,8 +185,8 @@ describe('gateway: start-up checks', () => {
     expect(() => tempoOnly({ attribution: 'optional' })).not.toThrow()
   })
 
-  it('behavior: the pricing table example in README.md is valid with the deployed methods', async () => {
-    const section = readme.slice(readme.indexOf('### Pricing table'))
+  it('behavior: the pricing table example in docs/gateway.md is valid with the deployed methods', async () => {
+    const section = gatewayDoc.slice(gatewayDoc.indexOf('## Pricing table'))
     const example = JSON.parse(section.slice(section.indexOf('```json') + 7, section.indexOf('```', section.indexOf('```json') + 7)))
     const gateway = createGateway({ pricing: example, env: testEnv, factories: methodFactories })
     expect(gateway.routes.map((r) => r.label)).toEqual(['routes[0] (GET /v1/status)', 'routes[1] (GET /v1/reports/:id)', 'routes[2] (POST,PUT /v1/exports)'])

@@ -1,5 +1,5 @@
 /**
- * The local demo as README.md runs it: `npm start` (on free ports), a payment through it with `npm run pay`,
+ * The local demo as docs/demo.md runs it: `npm start` (on free ports), a payment through it with `npm run pay`,
  * the reference mppx client paying the same gateway, and Ctrl-C ending every process it started.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -81,7 +81,7 @@ describe('npm start (the local demo)', { timeout: 120_000 }, () => {
   beforeAll(async () => {
     port = await freePort()
     const rpcPort = await freePort()
-    // As README.md says, with free ports so it can run beside other tests (and a demo a person runs).
+    // As docs/demo.md says, with free ports so it can run beside other tests (and a demo a person runs).
     start = spawn('npm', ['start'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PORT: String(port), RPC_PORT: String(rpcPort) } })
     start.stdout!.on('data', (chunk) => (output += chunk))
     start.stderr!.on('data', (chunk) => (output += chunk))
