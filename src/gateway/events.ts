@@ -3,7 +3,7 @@ import type { Event as PaymentEvent } from '../core/Server.js'
 
 /** A gateway event: the core's payment events plus what happens around them. */
 export type GatewayEvent = {
-  type: PaymentEvent['type'] | 'rate-limited' | 'origin-failed' | 'origin-refused' | 'ambiguous-path' | 'refund-failed'
+  type: PaymentEvent['type'] | 'rate-limited' | 'origin-failed' | 'origin-refused' | 'ambiguous-path' | 'refund-failed' | 'usage-above-reserve'
   /** The pricing entry, e.g. `routes[0] (GET /v1/report/:id)`. */
   route: string
   /** HTTP method and canonical path of the request. */

@@ -15,7 +15,7 @@ import type { Recorder } from './events.js'
 import { originRequest } from './origin.js'
 import type { Settings } from './settings.js'
 import { type SseEvent, isBillable, sseEvents } from './sse.js'
-import { type TokenBound, type Usage, isContentDelta, tokenApi, tokenBound, usageOf } from './tokens.js'
+import { type TokenBound, type TokenTerms, type Usage, generatedTokens, tokenApi, tokenBound, usageOf } from './tokens.js'
 
 /** How long a paused stream waits for a voucher before it ends (draft-tempo-session-00 suggests about 60 s). */
 export const voucherWaitMs = 60_000
@@ -32,8 +32,11 @@ export type MeteredRoute = {
   unit: 'request' | 'event' | 'tokens'
   offer: SessionServer.SessionOffer
   /** `tokens`: base-unit prices per input and output token, and the table's bounds. */
-  tokens?: { input: bigint; output: bigint; maxInputTokens?: number | undefined; maxOutputTokens: number } | undefined
+  tokens?: TokenPrices | undefined
 }
+
+/** A `tokens` route's prices per input and output token (base units) and its bounds. */
+export type TokenPrices = TokenTerms & { input: bigint; output: bigint }
 
 /** Where a session request's state lives, and what it is recorded with. */
 export type MeteredContext = {
@@ -111,6 +114,9 @@ export async function meteredForward(context: MeteredContext, route: MeteredRout
       // The body was read to bound it: the origin gets it as rewritten.
       const headers = new Headers(request.headers)
       headers.delete('content-length')
+      // Read as JSON and rewritten: the origin must read it as such, whatever the payer labelled it.
+      headers.delete('content-encoding')
+      headers.set('content-type', 'application/json')
       source = new Request(request, { body, headers })
     }
     response = await send(context.settings, originRequest(context.settings, source, url, path), abort.signal)
@@ -137,18 +143,27 @@ export async function meteredForward(context: MeteredContext, route: MeteredRout
   }
 
   const streamed = (response.headers.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream') && response.body !== null
+  if (route.unit === 'event' && !streamed) {
+    // An event route counts SSE events; a whole body (`stream: false`, another Accept) could hold any number of them,
+    // so it is not delivered for the one unit taken up front, and that unit is given back.
+    await response.body?.cancel().catch(() => {})
+    await giveBack(meter.refund())
+    const type = response.headers.get('content-type') ?? 'no content type'
+    record({ type: 'origin-failed', route: route.label, request: resource, method: route.offer.method.name, challengeId: meter.challengeId, reference: meter.channelId, status: response.status, detail: `answered ${type} on a per-event route` })
+    return Server.problemResponse(new OriginFailedError({ detail: `the origin answered ${type}, not an event stream, and this route is priced per streamed event; nothing was charged` }))
+  }
   // draft-tempo-session-00, "Concurrency": a new stream on a channel ends an older one still waiting for a voucher.
   if (streamed && route.unit !== 'request') await meter.beginStream().catch(() => {})
   if (route.unit === 'tokens' && bound && route.tokens) {
     const tokens = route.tokens
-    if (streamed) return paid(meteredStream(meter, response, abort, tokenMeter(meter, tokens, bound), context, giveBack), response, meter)
-    const settled = await settleBody(meter, tokens, bound, response)
+    // Usage the reserve does not cover: charged out of the channel's balance, recorded where that is short.
+    const above = (detail: string) => record({ type: 'usage-above-reserve', route: route.label, request: resource, method: route.offer.method.name, challengeId: meter.challengeId, reference: meter.channelId, detail })
+    if (streamed) return paid(meteredStream(meter, response, abort, tokenMeter(meter, tokens, bound, above), context, giveBack), response, meter)
+    const settled = await settleBody(meter, tokens, bound, response, above)
     return paid(settled.body, response, meter, settled.source)
   }
-  if (route.unit === 'event' && streamed) {
-    return paid(meteredStream(meter, response, abort, eventMeter(meter), context, giveBack), response, meter)
-  }
-  // One request (or an unstreamed answer on an event route): the unit charged up front pays for it.
+  if (route.unit === 'event') return paid(meteredStream(meter, response, abort, eventMeter(meter), context, giveBack), response, meter)
+  // One request: the unit charged up front pays for it.
   return paid(response.body, response, meter)
 }
 
@@ -171,7 +186,7 @@ function send(settings: Settings, request: Request, signal: AbortSignal): Promis
 async function readTokenRequest(
   request: Request,
   path: string,
-  terms: NonNullable<MeteredRoute['tokens']>,
+  terms: TokenPrices,
 ): Promise<{ bound: TokenBound; text: string } | { error: InstanceType<typeof BadRequestError | typeof ContentTooLargeError> }> {
   const api = tokenApi(path)
   if (!api) return { error: new BadRequestError({ detail: 'per-token prices apply to /v1/chat/completions, /v1/completions and /v1/responses' }) }
@@ -186,7 +201,7 @@ async function readTokenRequest(
   }
   const text = new TextDecoder().decode(Body.concat(read.chunks, read.size))
   const bound = tokenBound(api, text, terms)
-  if ('error' in bound) return { error: new BadRequestError({ detail: bound.error }) }
+  if ('error' in bound) return { error: bound.tooLarge ? new ContentTooLargeError({ detail: bound.error }) : new BadRequestError({ detail: bound.error }) }
   return { bound, text }
 }
 
@@ -194,18 +209,44 @@ function reserveCost(prices: { input: bigint; output: bigint }, bound: { input: 
   return BigInt(bound.input) * prices.input + BigInt(bound.output) * prices.output
 }
 
-/** What a request is finally charged: the usage, each side capped by its reserve. */
-function settledUsage(bound: TokenBound, usage: Usage): Usage {
-  return { input: Math.min(usage.input, bound.input), output: Math.min(usage.output, bound.output) }
+/**
+ * Settles the reserve to `final` at the route's prices: gives back what it does not use, or charges what it
+ * exceeds out of the channel's balance (draft-tempo-session-00, "Cost Calculation": adjust `spent` as consumption
+ * is measured); the part the vouchers do not cover is reported to `above`, never waived silently.
+ */
+async function settleReserve(meter: SessionServer.Meter, prices: { input: bigint; output: bigint }, bound: TokenBound, final: Usage, above: (detail: string) => void): Promise<void> {
+  const reserved = reserveCost(prices, bound)
+  const cost = reserveCost(prices, final)
+  const units = final.input + final.output - bound.input - bound.output
+  if (cost <= reserved) {
+    await meter.refundAmount(reserved - cost, Math.max(0, -units))
+    // More tokens than reserved at no more cost (one side above, the other below): the receipt counts them all.
+    if (units > 0) await meter.chargeAmount(0n, units).catch((error: unknown) => { if (!isPaymentError(error)) throw error })
+    return
+  }
+  const extra = cost - reserved
+  let charged = 0n
+  try {
+    await meter.chargeAmount(extra, Math.max(0, units))
+    charged = extra
+  } catch (error) {
+    if (!isPaymentError(error)) throw error
+    const available = meter.account.accepted - meter.account.spent
+    if (available > 0n && available < extra) {
+      try {
+        await meter.chargeAmount(available, 0)
+        charged = available
+      } catch (again) {
+        if (!isPaymentError(again)) throw again
+      }
+    }
+  }
+  if (charged < extra) {
+    above(`usage of ${final.input} input and ${final.output} output tokens cost ${cost} base units, ${extra} above the reserve of ${reserved}; ${charged} charged from the channel's balance, ${extra - charged} base units not charged`)
+  }
 }
 
-/** Gives back the part of the reserve that `final` does not use. */
-async function settleReserve(meter: SessionServer.Meter, prices: { input: bigint; output: bigint }, bound: TokenBound, final: Usage): Promise<void> {
-  const back = reserveCost(prices, bound) - reserveCost(prices, final)
-  await meter.refundAmount(back, bound.input + bound.output - final.input - final.output)
-}
-
-async function settleBody(meter: SessionServer.Meter, prices: NonNullable<MeteredRoute['tokens']>, bound: TokenBound, response: Response): Promise<{ body: BodyInit | null; source: UsageSource }> {
+async function settleBody(meter: SessionServer.Meter, prices: TokenPrices, bound: TokenBound, response: Response, above: (detail: string) => void): Promise<{ body: BodyInit | null; source: UsageSource }> {
   if (!response.body) return { body: null, source: 'reserved' }
   const reader = response.body.getReader()
   const read = await Body.readUpTo(reader, maxUsageResponseBytes)
@@ -231,7 +272,7 @@ async function settleBody(meter: SessionServer.Meter, prices: NonNullable<Metere
   } catch {
     usage = undefined
   }
-  if (usage) await settleReserve(meter, prices, bound, settledUsage(bound, usage))
+  if (usage) await settleReserve(meter, prices, bound, usage, above)
   return { body: bytes, source: usage ? 'reported' : 'reserved' }
 }
 
@@ -267,11 +308,11 @@ function eventMeter(meter: SessionServer.Meter): EventMeter {
 
 /**
  * `tokens`: the reserve pays for the stream; it settles to the reported usage, or (abandoned before usage arrived)
- * to the input reserve and one output token per content delta forwarded.
+ * to the input reserve and an upper bound of the output tokens forwarded (`generatedTokens`), within the reserve.
  */
-function tokenMeter(meter: SessionServer.Meter, prices: NonNullable<MeteredRoute['tokens']>, bound: TokenBound): EventMeter {
+function tokenMeter(meter: SessionServer.Meter, prices: TokenPrices, bound: TokenBound, above: (detail: string) => void): EventMeter {
   let usage: Usage | undefined
-  let deltas = 0
+  let generated = 0
   return {
     units: () => 0,
     observe: (event) => {
@@ -283,15 +324,15 @@ function tokenMeter(meter: SessionServer.Meter, prices: NonNullable<MeteredRoute
         return
       }
       usage = usageOf(value) ?? usage
-      if (isContentDelta(value)) deltas++
+      generated += generatedTokens(value)
     },
     settle: async (abandoned) => {
       if (usage) {
-        await settleReserve(meter, prices, bound, settledUsage(bound, usage))
+        await settleReserve(meter, prices, bound, usage, above)
         return 'reported'
       }
       if (!abandoned) return 'reserved'
-      await settleReserve(meter, prices, bound, { input: bound.input, output: Math.min(deltas, bound.output) })
+      await settleReserve(meter, prices, bound, { input: bound.input, output: Math.min(generated, bound.output) }, above)
       return 'estimated'
     },
   }

@@ -1,5 +1,6 @@
 /** @module The gateway's pricing table (pricing.json): its schema, and errors that name the offending entry. */
 import * as v from 'valibot'
+import { readFields } from './tokens.js'
 
 /**
  * Raised on an invalid pricing table; the message names the entry and field.
@@ -64,10 +65,17 @@ const SessionTerms = v.pipe(
     price: v.optional(Decimal),
     input: v.optional(Decimal),
     output: v.optional(Decimal),
-    // tokens: the input bound reserved per request (default: the request body's size in bytes, an upper bound).
+    // tokens: the most input tokens a forwarded request may hold, by its upper bound (one per byte of the body); larger ones are refused.
     maxInputTokens: v.optional(Tokens),
     // tokens: the output bound of a request that names none; also sent to the origin as that request's limit.
     maxOutputTokens: v.optional(Tokens),
+    // tokens: top-level request fields forwarded beyond the ones the gateway bounds (the operator vouches for their cost).
+    allowFields: v.optional(
+      v.pipe(
+        v.array(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a request field name'), v.check((name) => !readFields.has(name), 'is read by the gateway itself'))),
+        v.maxLength(32, 'must list at most 32 fields'),
+      ),
+    ),
     suggestedDeposit: v.optional(Decimal),
     minVoucherDelta: v.optional(Decimal),
     currency: v.optional(v.pipe(v.string(), v.minLength(1))),
@@ -77,8 +85,8 @@ const SessionTerms = v.pipe(
     'a "tokens" session takes "input" and "output" prices (per token); a "request" or "event" session takes "price" (per unit)',
   ),
   v.check(
-    (s) => s.unit === 'tokens' || (s.maxInputTokens === undefined && s.maxOutputTokens === undefined),
-    '"maxInputTokens" and "maxOutputTokens" belong to a "tokens" session',
+    (s) => s.unit === 'tokens' || (s.maxInputTokens === undefined && s.maxOutputTokens === undefined && s.allowFields === undefined),
+    '"maxInputTokens", "maxOutputTokens" and "allowFields" belong to a "tokens" session',
   ),
   v.check((s) => s.unit !== 'tokens' || s.maxOutputTokens !== undefined, 'a "tokens" session needs "maxOutputTokens" (the output bound of a request that names none)'),
 )

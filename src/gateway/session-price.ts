@@ -35,6 +35,7 @@ export function sessionPrice(label: string, entry: RouteEntry, method: SessionMe
           output: BigInt(request.amount),
           maxInputTokens: terms.maxInputTokens,
           maxOutputTokens: terms.maxOutputTokens!,
+          allowFields: terms.allowFields,
         }
       : undefined
   return {

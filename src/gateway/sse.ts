@@ -8,6 +8,13 @@ export type SseEvent = {
   data: string | undefined
 }
 
+/**
+ * A line ending followed by an empty line: where an event ends (HTML, "Server-sent events", 9.2.5: lines end in
+ * CRLF, LF or CR, and an empty line dispatches the event), so `\n\r` and `\r\n\r` end one as `\n\n` does. A
+ * reader that missed one would charge several events as one. A CR before an LF is one line ending (CRLF).
+ */
+const blankLine = /(?:\r\n|\n|\r(?!\n))(?:\r\n|\n|\r)/
+
 /** Longest event the gateway buffers (bytes of text before a blank line). */
 export const maxEventLength = 1024 * 1024
 
@@ -44,7 +51,7 @@ export async function* sseEvents(reader: ReadableStreamDefaultReader<Uint8Array>
     for (;;) {
       // A "\r" at the very end may be the first half of "\r\n": wait for more.
       const searchable = !done && buffer.endsWith('\r') ? buffer.slice(0, -1) : buffer
-      const end = /\r\n\r\n|\n\n|\r\r|\n\r\n|\r\n\n/.exec(searchable)
+      const end = blankLine.exec(searchable)
       if (!end) break
       const raw = buffer.slice(0, end.index + end[0].length)
       buffer = buffer.slice(raw.length)

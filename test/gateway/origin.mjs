@@ -47,31 +47,59 @@ function sse(id, events, delayMs = 0, signal) {
   return new Response(body, { headers: { 'content-type': 'text/event-stream', 'x-origin': 'yes' } })
 }
 
-// An OpenAI-compatible completion: one content delta per word; usage from x-usage-input / x-usage-output (or counted).
+// An OpenAI-compatible origin (chat completions, completions, responses). It reads the output limit each API honours
+// (chat: max_completion_tokens or max_tokens; completions: max_tokens; responses: max_output_tokens) and writes at
+// most that many words per choice; n, best_of and a completions prompt list multiply the choices generated. The reply
+// is `?reply=` (one token per word); `?kind=` streams it as content (default), tool-call arguments, reasoning,
+// refusals or audio. Usage: x-usage-input / x-usage-output, else 7 in and the words generated out.
 async function llm(request, url, id) {
   const body = await request.json()
   const received = { body, headers: Object.fromEntries(request.headers) }
-  const words = (url.searchParams.get('reply') ?? 'one two three four five').split(' ')
+  const api = url.pathname.endsWith('/responses') ? 'responses' : url.pathname.endsWith('/chat/completions') ? 'chat' : 'completions'
+  const limit = api === 'chat' ? (body.max_completion_tokens ?? body.max_tokens) : api === 'responses' ? body.max_output_tokens : body.max_tokens
+  const all = (url.searchParams.get('reply') ?? 'one two three four five').split(' ')
+  const words = typeof limit === 'number' ? all.slice(0, limit) : all
+  const prompts = api === 'completions' && Array.isArray(body.prompt) && typeof body.prompt[0] !== 'number' ? body.prompt.length : 1
+  const choices = prompts * (body.n ?? 1)
+  const generated = prompts * Math.max(body.n ?? 1, body.best_of ?? 1)
+  const kind = url.searchParams.get('kind') ?? 'content'
   const usage = {
     prompt_tokens: Number(request.headers.get('x-usage-input') ?? '7'),
-    completion_tokens: Number(request.headers.get('x-usage-output') ?? String(words.length)),
+    completion_tokens: Number(request.headers.get('x-usage-output') ?? String(words.length * generated)),
   }
   usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
   const report = request.headers.get('x-no-usage') === null
-  const responses = url.pathname.endsWith('/responses')
   const responsesUsage = { input_tokens: usage.prompt_tokens, output_tokens: usage.completion_tokens, total_tokens: usage.total_tokens }
+  const indexes = Array.from({ length: choices }, (_, i) => i)
   if (!body.stream) {
-    if (responses) return Response.json({ object: 'response', output_text: words.join(' '), ...(report ? { usage: responsesUsage } : {}), received })
-    return Response.json({ object: 'chat.completion', choices: [{ message: { role: 'assistant', content: words.join(' ') } }], ...(report ? { usage } : {}), received })
+    if (api === 'responses') return Response.json({ object: 'response', output_text: words.join(' '), ...(report ? { usage: responsesUsage } : {}), received })
+    if (api === 'completions') return Response.json({ object: 'text_completion', choices: indexes.map((index) => ({ index, text: words.join(' ') })), ...(report ? { usage } : {}), received })
+    return Response.json({ object: 'chat.completion', choices: indexes.map((index) => ({ index, message: { role: 'assistant', content: words.join(' ') } })), ...(report ? { usage } : {}), received })
   }
   const events = [': origin stream\n\n']
-  if (responses) {
-    for (const w of words) events.push(`event: response.output_text.delta\ndata: ${JSON.stringify({ type: 'response.output_text.delta', delta: w + ' ' })}\n\n`)
-    events.push(`event: response.completed\ndata: ${JSON.stringify({ type: 'response.completed', response: report ? { usage: responsesUsage } : {} })}\n\n`)
+  const data = (value, event) => `${event ? `event: ${event}\n` : ''}data: ${JSON.stringify(value)}\n\n`
+  if (api === 'responses') {
+    const type = { content: 'response.output_text.delta', tool: 'response.function_call_arguments.delta', reasoning: 'response.reasoning_text.delta', refusal: 'response.refusal.delta', audio: 'response.audio.delta' }[kind]
+    events.push(data({ type: 'response.created', response: { received } }, 'response.created'))
+    for (const w of words) events.push(data({ type, delta: kind === 'audio' ? btoa(w) : w + ' ' }, type))
+    events.push(data({ type: 'response.completed', response: report ? { usage: responsesUsage } : {} }, 'response.completed'))
+  } else if (api === 'completions') {
+    events.push(data({ object: 'text_completion', received, choices: [] }))
+    for (const w of words) for (const index of indexes) events.push(data({ object: 'text_completion', choices: [{ index, text: w + ' ' }] }))
+    if (report && body.stream_options?.include_usage) events.push(data({ object: 'text_completion', choices: [], usage }))
+    events.push('data: [DONE]\n\n')
   } else {
-    events.push(`data: ${JSON.stringify({ object: 'chat.completion.chunk', received, choices: [{ delta: { role: 'assistant' } }] })}\n\n`)
-    for (const w of words) events.push(`data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ delta: { content: w + ' ' } }] })}\n\n`)
-    if (report && body.stream_options?.include_usage) events.push(`data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [], usage })}\n\n`)
+    const delta = (w) =>
+      ({
+        content: { content: w + ' ' },
+        tool: { tool_calls: [{ index: 0, function: { arguments: w } }] },
+        reasoning: { reasoning_content: w + ' ' },
+        refusal: { refusal: w + ' ' },
+        audio: { audio: { transcript: w + ' ' } },
+      })[kind]
+    events.push(data({ object: 'chat.completion.chunk', received, choices: indexes.map((index) => ({ index, delta: { role: 'assistant' } })) }))
+    for (const w of words) for (const index of indexes) events.push(data({ object: 'chat.completion.chunk', choices: [{ index, delta: delta(w) }] }))
+    if (report && body.stream_options?.include_usage) events.push(data({ object: 'chat.completion.chunk', choices: [], usage }))
     events.push('data: [DONE]\n\n')
   }
   return sse(id, events, Number(url.searchParams.get('delay') ?? '0'), request.signal)
@@ -90,7 +118,10 @@ export default {
     if (url.pathname.startsWith('/sse/')) {
       // n data events between a comment, a keep-alive and [DONE]; each event `delay` ms apart.
       const n = Number(url.searchParams.get('n') ?? '3')
-      const events = [': hello\n\n', ...Array.from({ length: n }, (_, i) => `id: ${i}\ndata: event ${i}\n\n`), ':\n\n', 'data: [DONE]\n\n']
+      // ?json=1 answers the events as one JSON body instead; ?sep= ends each event with another blank line of the SSE spec.
+      if (url.searchParams.get('json')) return Response.json({ events: Array.from({ length: n }, (_, i) => `event ${i}`) })
+      const sep = { lf: '\n\n', lfcr: '\n\r', crlfcr: '\r\n\r', cr: '\r\r', crlf: '\r\n\r\n' }[url.searchParams.get('sep') ?? 'lf']
+      const events = [`: hello${sep}`, ...Array.from({ length: n }, (_, i) => `id: ${i}\ndata: event ${i}${sep}`), `:${sep}`, `data: [DONE]${sep}`]
       return sse(id, events, Number(url.searchParams.get('delay') ?? '0'), request.signal)
     }
     if (url.pathname.startsWith('/fail-once') && pathHits.get(key) === 1) return new Response('origin is down', { status: 503 })

@@ -1,20 +1,15 @@
-import { type Hex, keccak256, toHex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { describe, expect, it } from 'vitest'
 import * as Challenge from '../../src/core/Challenge.js'
-import * as Credential from '../../src/core/Credential.js'
-import * as Receipt from '../../src/core/Receipt.js'
-import * as Session from '../../src/core/Session.js'
+import type * as Session from '../../src/core/Session.js'
 import { createGateway } from '../../src/gateway/gateway.js'
 import { PricingError, parsePricing } from '../../src/gateway/pricing.js'
-import type { ChannelState } from '../../src/storage/ChannelState.js'
 import { ledger } from '../support/ledger-method.js'
-import { channelIdOf, fundingTransaction, ledgerSession, pathUsd, signVoucher } from '../support/ledger-session.js'
+import { ledgerSession, pathUsd } from '../support/ledger-session.js'
+import { meteredGateway, open, readEvents, receiptOf, sessionChallenge, sessionPayer, spent, until, voucher } from './session-support.js'
 import { base, testEnv } from './support.js'
 
 const payee = privateKeyToAccount(generatePrivateKey())
-const zero = '0x0000000000000000000000000000000000000000'
-const channelState = (testEnv as unknown as { CHANNEL_STATE: DurableObjectNamespace<ChannelState> }).CHANNEL_STATE
 
 // Prices in pathUSD (6 decimals): a request 1000 base units, an event 100, a token 1 in and 2 out.
 const pricing = {
@@ -29,114 +24,14 @@ const pricing = {
       pattern: '/llm/v1/:api(chat/completions|completions|responses)',
       method: 'POST',
       intent: 'session',
-      session: { unit: 'tokens', input: '0.000001', output: '0.000002', maxInputTokens: 100, maxOutputTokens: 50 },
+      session: { unit: 'tokens', input: '0.000001', output: '0.000002', maxInputTokens: 1000, maxOutputTokens: 50 },
     },
     { pattern: '/llm/bytes/v1/chat/completions', method: 'POST', intent: 'session', session: { unit: 'tokens', input: '0.000001', output: '0.000002', maxOutputTokens: 50 } },
   ],
 }
 
-function setup() {
-  const session = ledgerSession(payee.address)
-  const gateway = createGateway({
-    pricing,
-    env: { ...testEnv, RATE_LIMIT_CHALLENGES: '0', RATE_LIMIT_VERIFICATIONS: '0' },
-    factories: { ledger: () => ledger().method, tempo: () => ledger({ name: 'tempo' }).method },
-    sessionFactories: { tempo: () => session.method },
-    log: () => {},
-  })
-  const id = crypto.randomUUID()
-  // What the gateway hands to the worker's ctx.waitUntil.
-  const pending: Promise<unknown>[] = []
-  const ctx = { waitUntil: (promise: Promise<unknown>) => void pending.push(promise) }
-  const request = (path: string, init: RequestInit = {}) => {
-    const headers = new Headers(init.headers)
-    headers.set('x-test-id', id)
-    return gateway.fetch(new Request(`${base}${path}`, { ...init, headers }), ctx)
-  }
-  const origin = async () => (await (await testEnv.ORIGIN.fetch(`https://origin/__hits?id=${id}`)).json()) as { hits: number; cancelled: number }
-  return { gateway, request, origin, session, pending }
-}
-
-function payer(deposit = 10_000n) {
-  const account = privateKeyToAccount(generatePrivateKey())
-  const descriptor: Session.Descriptor = {
-    payer: account.address.toLowerCase() as Hex,
-    payee: payee.address.toLowerCase() as Hex,
-    operator: zero,
-    token: pathUsd,
-    salt: keccak256(toHex(crypto.randomUUID())),
-    authorizedSigner: zero,
-    expiringNonceHash: keccak256(toHex(crypto.randomUUID())),
-  }
-  return { account, descriptor, channelId: channelIdOf(descriptor), deposit }
-}
-type Payer = ReturnType<typeof payer>
-
-function sessionChallenge(response: Response): Challenge.Challenge {
-  expect(response.status).toBe(402)
-  const challenge = Challenge.fromResponse(response).find((c) => c.intent === 'session')
-  expect(challenge).toBeDefined()
-  return challenge!
-}
-
-async function open(challenge: Challenge.Challenge, p: Payer, cumulative: bigint): Promise<string> {
-  return Credential.serialize({
-    challenge,
-    payload: {
-      action: 'open',
-      type: 'transaction',
-      channelId: p.channelId,
-      transaction: await fundingTransaction(p.channelId, p.deposit),
-      descriptor: p.descriptor,
-      cumulativeAmount: cumulative.toString(),
-      signature: await signVoucher(p.account, p.channelId, cumulative),
-    },
-  })
-}
-
-async function voucher(challenge: Challenge.Challenge, p: Payer, cumulative: bigint): Promise<string> {
-  return Credential.serialize({
-    challenge,
-    payload: { action: 'voucher', channelId: p.channelId, descriptor: p.descriptor, cumulativeAmount: cumulative.toString(), signature: await signVoucher(p.account, p.channelId, cumulative) },
-  })
-}
-
-const receiptOf = (response: Response) => Receipt.deserialize(response.headers.get('payment-receipt')!) as Session.SessionReceipt & { usage?: string }
-const spent = async (p: Payer) => (await channelState.get(channelState.idFromName(p.channelId)).state())!.spent
-
-type Event = { event: string; data: string; raw: string }
-
-/** Reads SSE events; `onEvent` may post a voucher, and answers true to stop reading (the payer goes away). */
-async function readEvents(response: Response, onEvent: (event: Event, seen: Event[]) => Promise<boolean | void> | boolean | void = () => {}) {
-  const seen: Event[] = []
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
-  let buffer = ''
-  for (;;) {
-    const { value, done } = await reader.read()
-    if (done) break
-    buffer += value
-    let end: number
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const raw = buffer.slice(0, end + 2)
-      buffer = buffer.slice(end + 2)
-      const item = { raw, event: /^event: (.*)$/m.exec(raw)?.[1] ?? 'message', data: [...raw.matchAll(/^data: ?(.*)$/gm)].map((m) => m[1]).join('\n') }
-      seen.push(item)
-      if (await onEvent(item, seen)) {
-        await reader.cancel()
-        return seen
-      }
-    }
-  }
-  return seen
-}
-
-async function until(check: () => Promise<boolean>, ms = 3000) {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
+const setup = () => meteredGateway(pricing, payee.address)
+const payer = (deposit?: bigint) => sessionPayer(payee.address, deposit)
 
 describe('gateway: session pricing table', () => {
   it('error: session entries are checked at load, naming the entry', async () => {
@@ -146,6 +41,8 @@ describe('gateway: session pricing table', () => {
       [{ intent: 'session', session: { unit: 'tokens', price: '0.1' } }, /routes\[0\] \(POST \/x\).*"tokens" session takes "input" and "output"/],
       [{ intent: 'session', session: { unit: 'tokens', input: '0.1', output: '0.2' } }, /needs "maxOutputTokens"/],
       [{ intent: 'session', session: { unit: 'event', price: '0.1', maxOutputTokens: 5 } }, /belong to a "tokens" session/],
+      [{ intent: 'session', session: { unit: 'request', price: '0.1', allowFields: ['top_k'] } }, /belong to a "tokens" session/],
+      [{ intent: 'session', session: { unit: 'tokens', input: '0.1', output: '0.2', maxOutputTokens: 5, allowFields: ['max_tokens'] } }, /allowFields\[0\].*read by the gateway itself/],
       [{ intent: 'session', session: { unit: 'minute', price: '0.1' } }, /must be "request", "event" or "tokens"/],
       [{ price: '0.1', session: { unit: 'request', price: '0.1' } }, /"session" intent needs "session" \(and only it takes one\)/],
       [{ intent: 'session', price: '0.1', session: { unit: 'request', price: '0.1' } }, /a route without that intent takes none/],
@@ -287,12 +184,12 @@ describe('gateway: session routes', () => {
     expect(await spent(p)).toBe(300n)
   })
 
-  it('behavior: unit "tokens", unstreamed: the reserve (table input bound, default output limit sent to the origin) settles to the reported usage', async () => {
+  it('behavior: unit "tokens", unstreamed: the reserve (the forwarded body\'s size, the default output limit sent to the origin) settles to the reported usage', async () => {
     const t = setup()
     const p = payer()
     const challenge = sessionChallenge(await t.request('/llm/v1/chat/completions', { method: 'POST', body: '{}' }))
     const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] })
-    // Reserve: 100 input tokens at 1 + 50 output tokens at 2 = 200.
+    // Reserve: one input token per byte of the forwarded body (84) at 1 + 50 output tokens at 2 = 184.
     const response = await t.request('/llm/v1/chat/completions', { method: 'POST', body, headers: { authorization: await open(challenge, p, 200n), 'content-type': 'application/json' } })
     expect(response.status).toBe(200)
     const json = (await response.json()) as { usage: unknown; received: { body: Record<string, unknown>; headers: Record<string, string> } }
@@ -303,12 +200,12 @@ describe('gateway: session routes', () => {
     expect(await spent(p)).toBe(17n)
   })
 
-  it('behavior: unit "tokens", streamed: usage is asked for and settled; an origin reporting more than reserved is charged the reserve only; no usage is charged the reserve and says so', async () => {
+  it('behavior: unit "tokens", streamed: usage is asked for and settled; no usage is charged the reserve and says so', async () => {
     const t = setup()
     const p = payer()
     const challenge = sessionChallenge(await t.request('/llm/v1/chat/completions', { method: 'POST', body: '{}' }))
     const body = JSON.stringify({ model: 'm', stream: true, max_tokens: 20, messages: [] })
-    // Reserve: 100 in + 20 out (the request's own limit) = 140.
+    // Reserve: the forwarded body's size in + 20 out (the request's own limit).
     const streamed = await t.request('/llm/v1/chat/completions', { method: 'POST', body, headers: { authorization: await open(challenge, p, 140n) } })
     expect(streamed.status).toBe(200)
     const events = await readEvents(streamed)
@@ -318,24 +215,22 @@ describe('gateway: session routes', () => {
     expect(events.some((e) => e.data === '[DONE]')).toBe(true)
     expect(JSON.parse(events.at(-1)!.data)).toMatchObject({ spent: '17', usage: 'reported' })
 
-    // Reported usage far above the reserve: charged the reserve (140) only.
-    const over = await t.request('/llm/v1/chat/completions', { method: 'POST', body, headers: { authorization: await voucher(challenge, p, 17n + 140n), 'x-usage-input': '5000', 'x-usage-output': '900' } })
-    expect(JSON.parse((await readEvents(over)).at(-1)!.data)).toMatchObject({ spent: String(17 + 140), units: 120, usage: 'reported' })
-
-    // No usage reported: the reserve, and the receipt says it is the reserve.
+    // No usage reported: the reserve (the body's 37 bytes in, 10 out at 2), and the receipt says it is the reserve.
     const responses = sessionChallenge(await t.request('/llm/v1/responses', { method: 'POST', body: '{}' }))
-    const none = await t.request('/llm/v1/responses', { method: 'POST', body: JSON.stringify({ input: 'hi', max_output_tokens: 10 }), headers: { authorization: await voucher(responses, p, 157n + 120n), 'x-no-usage': '1' } })
+    const none = await t.request('/llm/v1/responses', { method: 'POST', body: JSON.stringify({ input: 'hi', max_output_tokens: 10 }), headers: { authorization: await voucher(responses, p, 141n), 'x-no-usage': '1' } })
     expect(none.status, await none.clone().text()).toBe(200)
-    expect(receiptOf(none)).toMatchObject({ spent: String(157 + 120), usage: 'reserved' })
-    expect(await spent(p)).toBe(277n)
+    expect(receiptOf(none)).toMatchObject({ spent: String(17 + 57), usage: 'reserved' })
+    expect(await spent(p)).toBe(74n)
   })
 
-  it('behavior: unit "tokens": without a table input bound the body size bounds the input; too small a voucher is a 402 naming the top-up, and the origin is not called', async () => {
+  it('behavior: unit "tokens": the forwarded body\'s size bounds the input; too small a voucher is a 402 naming the top-up, and the origin is not called', async () => {
     const t = setup()
     const p = payer()
     const challenge = sessionChallenge(await t.request('/llm/bytes/v1/chat/completions', { method: 'POST', body: '{}' }))
     const body = JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(30) }] })
-    const reserve = BigInt(new TextEncoder().encode(body).length) + 50n * 2n
+    // As forwarded, with the default output limit written in.
+    const forwarded = JSON.stringify({ ...(JSON.parse(body) as object), max_completion_tokens: 50 })
+    const reserve = BigInt(new TextEncoder().encode(forwarded).length) + 50n * 2n
     const short = await t.request('/llm/bytes/v1/chat/completions', { method: 'POST', body, headers: { authorization: await open(challenge, p, 2n) } })
     expect(short.status).toBe(402)
     expect(await short.json()).toMatchObject({ type: 'https://paymentauth.org/problems/session/insufficient-balance', requiredTopUp: String(reserve - 2n) })
@@ -345,7 +240,7 @@ describe('gateway: session routes', () => {
     expect(receiptOf(paid)).toMatchObject({ spent: '17', usage: 'reported' })
   })
 
-  it('behavior: unit "tokens": a payer who goes away before the usage arrived pays the input reserve and one output token per content delta forwarded', async () => {
+  it('behavior: unit "tokens": a payer who goes away before the usage arrived pays the input reserve and a token per byte of the output forwarded', async () => {
     const t = setup()
     const p = payer()
     const challenge = sessionChallenge(await t.request('/llm/v1/chat/completions', { method: 'POST', body: '{}' }))
@@ -359,6 +254,8 @@ describe('gateway: session routes', () => {
     // The settlement outlives the response: it is handed to waitUntil, so the runtime keeps it alive.
     await until(async () => t.pending.length === 1)
     await Promise.all(t.pending)
-    expect(await spent(p)).toBe(100n + 3n * 2n)
+    // In: the forwarded body's bytes. Out: the role delta (at least one) and three deltas of 3 bytes ("w0 "), at 2.
+    const forwarded = JSON.stringify({ ...(JSON.parse(body) as object), max_completion_tokens: 50, stream_options: { include_usage: true } })
+    expect(await spent(p)).toBe(BigInt(new TextEncoder().encode(forwarded).length) + (1n + 3n * 3n) * 2n)
   })
 })

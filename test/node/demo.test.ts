@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { Mppx, tempo as mppxTempo } from 'mppx/client'
-import { type Hex, parseUnits } from 'viem'
+import { type Hex, formatUnits, parseUnits } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as Receipt from '../../src/core/Receipt.js'
@@ -184,7 +184,11 @@ describe('npm start (the local demo)', { timeout: 120_000 }, () => {
     expect(first.output).toMatch(/^challenge +tempo session: 0\.00002 pathUSD per llm_token to 0x[0-9a-fA-F]{40} on chain 42431, suggested deposit 1 pathUSD/m)
     const channel = /^open +channel (0x[0-9a-f]{64}) with a deposit of 1 /m.exec(first.output)?.[1]
     expect(channel, first.output).toBeDefined()
-    expect(first.output).toMatch(/^voucher +0\.01512 in all on channel/m)
+    // The reserve: one input token per byte of the body as forwarded (the default limit and usage asked for) at 10,
+    // 256 output tokens at 20.
+    const forwarded = JSON.stringify({ ...(JSON.parse(ask('What is a payment channel?')) as object), max_completion_tokens: 256, stream_options: { include_usage: true } })
+    const reserve = BigInt(new TextEncoder().encode(forwarded).length) * 10n + 256n * 20n
+    expect(first.output).toMatch(new RegExp(`^voucher +${formatUnits(reserve, 6).replace('.', '\\.')} in all on channel`, 'm'))
     expect(first.output).toMatch(/^response +200 OK$/m)
     expect(first.output).toMatch(/^stream +\S+ \S+/m)
     expect(first.output).toMatch(/^usage +prompt_tokens \d+, completion_tokens \d+/m)
