@@ -182,8 +182,8 @@ export function usageOf(value: unknown): Usage | undefined {
 
 /**
  * An upper bound of the output tokens one streamed event carries: for each choice it updates (chat completions,
- * completions), the bytes of the text generated into it (content, tool-call arguments, reasoning, refusals, audio),
- * at least one; for a responses event, the bytes of a `*.delta` event's delta, at least one. A token covers at least
+ * completions), the bytes of the text generated into it (content, tool-call arguments, reasoning, refusals, audio,
+ * whatever shape carries them), at least one; for a responses event, the bytes of a `*.delta` event's delta, at least one. A token covers at least
  * one byte, so this never counts fewer tokens than the event holds.
  * @example
  * generatedTokens({ choices: [{ delta: { content: 'Hi' } }] }) // 2
@@ -193,10 +193,8 @@ export function generatedTokens(value: unknown): number {
   if (typeof value.type === 'string') return value.type.endsWith('.delta') ? Math.max(1, textBytes(value.delta)) : 0
   if (!Array.isArray(value.choices)) return 0
   let tokens = 0
-  for (const choice of value.choices) {
-    if (!isObject(choice) || (choice.delta === undefined && choice.text === undefined)) continue
-    tokens += Math.max(1, textBytes(choice.delta) + textBytes(choice.text))
-  }
+  // Every string of a choice but its bookkeeping: a delta, a completion's text, or a whole message some servers stream.
+  for (const choice of value.choices) if (isObject(choice)) tokens += Math.max(1, textBytes(choice))
   return tokens
 }
 
@@ -250,13 +248,16 @@ function tools(list: unknown): string | undefined {
   return undefined
 }
 
-/** UTF-8 bytes of the strings in a value (a role name is not generated text). */
+/** Keys of a streamed choice that hold no generated text. */
+const bookkeeping = new Set(['role', 'finish_reason', 'logprobs'])
+
+/** UTF-8 bytes of the strings in a value, bookkeeping keys left out. */
 function textBytes(value: unknown): number {
   if (typeof value === 'string') return new TextEncoder().encode(value).length
   if (Array.isArray(value)) return value.reduce((sum: number, item) => sum + textBytes(item), 0)
   if (!isObject(value)) return 0
   let sum = 0
-  for (const [key, item] of Object.entries(value)) if (key !== 'role') sum += textBytes(item)
+  for (const [key, item] of Object.entries(value)) if (!bookkeeping.has(key)) sum += textBytes(item)
   return sum
 }
 

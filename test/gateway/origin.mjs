@@ -97,8 +97,10 @@ async function llm(request, url, id) {
         refusal: { refusal: w + ' ' },
         audio: { audio: { transcript: w + ' ' } },
       })[kind]
+    // ?kind=message: chunks carrying whole message objects instead of deltas, as some compatible servers stream.
+    const choice = (index, w) => (kind === 'message' ? { index, message: { content: w + ' ' } } : { index, delta: delta(w) })
     events.push(data({ object: 'chat.completion.chunk', received, choices: indexes.map((index) => ({ index, delta: { role: 'assistant' } })) }))
-    for (const w of words) for (const index of indexes) events.push(data({ object: 'chat.completion.chunk', choices: [{ index, delta: delta(w) }] }))
+    for (const w of words) for (const index of indexes) events.push(data({ object: 'chat.completion.chunk', choices: [choice(index, w)] }))
     if (report && body.stream_options?.include_usage) events.push(data({ object: 'chat.completion.chunk', choices: [], usage }))
     events.push('data: [DONE]\n\n')
   }

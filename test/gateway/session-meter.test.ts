@@ -59,10 +59,10 @@ function setup(log?: (line: string) => void) {
 }
 
 describe('S5 — per-token routes: what a request can make the origin produce is reserved or refused', () => {
-  it('S5 — an abandoned per-token stream pays for every generated delta it forwarded: tool-call arguments, reasoning, refusals and audio (chat), and the responses API\'s other *.delta events', async () => {
+  it('S5 — an abandoned per-token stream pays for every generated delta it forwarded: tool-call arguments, reasoning, refusals, audio and whole-message chunks (chat), and the responses API\'s other *.delta events', async () => {
     const t = setup()
     const cases = [
-      ...(['tool', 'reasoning', 'refusal', 'audio', 'content'] as const).map((kind) => ({ api: 'chat/completions', kind, body: { stream: true, max_completion_tokens: 40, messages: [{ role: 'user', content: 'go' }] } })),
+      ...(['tool', 'reasoning', 'refusal', 'audio', 'message', 'content'] as const).map((kind) => ({ api: 'chat/completions', kind, body: { stream: true, max_completion_tokens: 40, messages: [{ role: 'user', content: 'go' }] } })),
       ...(['tool', 'reasoning', 'refusal', 'audio', 'content'] as const).map((kind) => ({ api: 'responses', kind, body: { stream: true, max_output_tokens: 40, input: 'go' } })),
     ]
     for (const { api, kind, body } of cases) {
@@ -71,7 +71,7 @@ describe('S5 — per-token routes: what a request can make the origin produce is
       // The reserve taken up front: the input bound and 40 output tokens at 2.
       const reserve = BigInt(receiptOf(response).spent)
       const input = reserve - 80n
-      const generated = (e: Event) => (api === 'responses' ? e.event.endsWith('.delta') : e.data.includes('"delta"') && !e.data.includes('"role"'))
+      const generated = (e: Event) => (api === 'responses' ? e.event.endsWith('.delta') : /"(delta|message)"/.test(e.data) && !e.data.includes('"role"'))
       const seen = await readEvents(response, (_, all) => all.filter(generated).length === 3)
       expect(seen.filter(generated)).toHaveLength(3)
       await until(async () => t.pending.length > 0)
