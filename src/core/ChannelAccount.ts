@@ -50,6 +50,40 @@ export type SignedVoucher = {
   signature: `0x${string}`
   /** The address the EIP-712 signature recovers to, lowercase. */
   signer: `0x${string}`
+  /**
+   * The payee and token of the resource it pays, checked against the channel's: a v1 payload names its channel by
+   * id alone, and one channel store may hold the channels of several payees.
+   */
+  terms?: Terms | undefined
+}
+
+/** Who a resource pays, in what (lowercase addresses): a channel pays a resource only when its descriptor says the same. */
+export type Terms = { payee: `0x${string}`; token: `0x${string}` }
+
+/**
+ * Throws unless the voucher is signed by the channel signer and the channel pays the resource the voucher is for.
+ * Checked before anything else is counted for the voucher, so a stranger's vouchers never touch the channel.
+ * @example
+ * ChannelAccount.checkSigner(account, voucher)
+ */
+export function checkSigner(account: ChannelAccount, voucher: SignedVoucher, what = 'voucher'): void {
+  const channelId = account.channelId
+  if (voucher.signer.toLowerCase() !== expectedSigner(account.descriptor)) {
+    throw new SignerMismatchError({ channelId, detail: `the ${what} is not signed by the channel signer` })
+  }
+  checkTerms(account, voucher.terms)
+}
+
+/**
+ * Throws ChannelNotFoundError when `terms` name another payee or token than the channel's.
+ * @example
+ * ChannelAccount.checkTerms(account, { payee: request.recipient, token: request.currency })
+ */
+export function checkTerms(account: ChannelAccount, terms: Terms | undefined): void {
+  if (!terms) return
+  if (terms.payee.toLowerCase() !== account.descriptor.payee || terms.token.toLowerCase() !== account.descriptor.token) {
+    throw new ChannelNotFoundError({ channelId: account.channelId, detail: 'this channel does not pay this resource' })
+  }
 }
 
 /**
@@ -67,7 +101,7 @@ export function expectedSigner(descriptor: Descriptor): `0x${string}` {
 export type Accepted = { status: 'accepted' | 'unchanged' }
 
 /**
- * Checks a voucher against the channel, in the spec's order after signature recovery: signer, no close pending,
+ * Checks a voucher against the channel, in the spec's order after signature recovery: signer (and terms), no close pending,
  * monotonic (an equal amount is an idempotent retry), `minVoucherDelta`, within the deposit. Throws the session error.
  * @example
  * const result = ChannelAccount.checkVoucher(account, voucher, 0n)
@@ -75,9 +109,7 @@ export type Accepted = { status: 'accepted' | 'unchanged' }
  */
 export function checkVoucher(account: ChannelAccount, voucher: SignedVoucher, minDelta: bigint): Accepted {
   const channelId = account.channelId
-  if (voucher.signer.toLowerCase() !== expectedSigner(account.descriptor)) {
-    throw new SignerMismatchError({ channelId, detail: 'the voucher is not signed by the channel signer' })
-  }
+  checkSigner(account, voucher)
   assertServing(account)
   if (voucher.cumulative === account.accepted) return { status: 'unchanged' }
   if (voucher.cumulative < account.accepted) {
@@ -151,9 +183,7 @@ export function captureAmount(account: Pick<ChannelAccount, 'spent' | 'settled'>
  */
 export function checkCloseVoucher(account: ChannelAccount, voucher: SignedVoucher): void {
   const channelId = account.channelId
-  if (voucher.signer.toLowerCase() !== expectedSigner(account.descriptor)) {
-    throw new SignerMismatchError({ channelId, detail: 'the close voucher is not signed by the channel signer' })
-  }
+  checkSigner(account, voucher, 'close voucher')
   if (account.status === 'closed') throw new ChannelFinalizedError({ channelId, detail: 'the channel is closed' })
   const capture = captureAmount(account)
   if (voucher.cumulative < capture) {

@@ -29,6 +29,12 @@ export type FundingContext = {
   /** Reserves a transaction hash for this challenge; throws when it already funded another. Call before broadcasting. */
   claimReference: (reference: string) => Promise<void>
   now: Date
+  /**
+   * The challenge expired since the transaction was presented (a retry after a 503): record the transaction only if
+   * it is already on chain (its validity window, within the challenge's, has passed, so it was mined in time or never
+   * will be); broadcast nothing, and throw ChallengeNotFoundError when it is not there.
+   */
+  recordOnly?: boolean | undefined
 }
 
 /** A session-capable payment method. Errors are PaymentErrors (session problem types, 503 for transient faults). */

@@ -12,12 +12,14 @@ import { canonicalJson, decodeObject, encodeBytes } from './Encoding.js'
 import {
   BadRequestError,
   ChallengeNotFoundError,
+  InvalidSignatureError,
   ChannelNotFoundError,
   InvalidChallengeError,
   MalformedCredentialError,
   MethodUnsupportedError,
   PaymentRequiredError,
   PaymentUnavailableError,
+  RateLimitedError,
   SessionError,
   SignerMismatchError,
   isPaymentError,
@@ -29,6 +31,7 @@ import type { ReplayStore } from './ReplayStore.js'
 import * as Server from './Server.js'
 import * as Session from './Session.js'
 import type { SessionMethod } from './SessionMethod.js'
+import * as SignatureGuard from './SignatureGuard.js'
 import type * as VoucherPacing from './VoucherPacing.js'
 
 /** A session-priced resource: the method, the request its challenges carry, and what one request costs up front. */
@@ -148,6 +151,8 @@ export async function handle(server: Server.Server, request: Request, offer: Ses
     return await verify(context, credential)
   } catch (error) {
     if (!isPaymentError(error)) throw error
+    // A signature that does not recover, or not to the channel signer, counts against its client and challenge.
+    if (error instanceof SignerMismatchError || error instanceof InvalidSignatureError) guardOf(offer).record(sourceOf(request, credential), Date.now())
     server.emit({ type: 'failed', route, method: credential.challenge.method, challengeId: credential.challenge.id, problem: error.problem, detail: error.detail })
     const channelId = typeof credential.payload.channelId === 'string' && /^0x[0-9a-fA-F]{64}$/.test(credential.payload.channelId) ? credential.payload.channelId.toLowerCase() : undefined
     return answer(context, error, error instanceof ChallengeNotFoundError ? channelId : undefined)
@@ -155,6 +160,18 @@ export async function handle(server: Server.Server, request: Request, offer: Ses
 }
 
 type Answering = { server: Server.Server; request: Request; offer: SessionOffer; route: string; now: Date }
+
+// Per route and isolate: the bad-signature counters of its offer.
+const guards = new WeakMap<SessionOffer, SignatureGuard.Guard>()
+function guardOf(offer: SessionOffer): SignatureGuard.Guard {
+  let guard = guards.get(offer)
+  if (!guard) guards.set(offer, (guard = SignatureGuard.create()))
+  return guard
+}
+
+function sourceOf(request: Request, credential: Credential.Credential): SignatureGuard.Source {
+  return { client: request.headers.get('cf-connecting-ip') ?? undefined, challengeId: credential.challenge.id }
+}
 
 // A HEAD proving the payer with a zero-amount charge: 204 with its open channel's session headers (never the handler).
 async function bootstrap(context: Context, charge: Server.Offer, credential: Credential.Credential): Promise<SessionOutcome> {
@@ -222,11 +239,32 @@ async function verify(context: Context, credential: Credential.Credential): Prom
   const channelId = action.channelId
   const expiresAt = echoed.expires ? Date.parse(echoed.expires) : Number.NaN
   // draft-tempo-session-00, "TopUp Payload": an unknown or expired challenge is challenge-not-found; the fresh
-  // challenge names the channel, so the payer resumes it.
-  if (!Number.isFinite(expiresAt) || expiresAt <= now.getTime()) {
+  // challenge names the channel, so the payer resumes it. An open or topUp whose transaction is already on chain is
+  // still recorded first (a retry after a 503 that outlived the challenge): the payer's deposit is in that channel.
+  if (!Number.isFinite(expiresAt)) throw new ChallengeNotFoundError({ channelId, detail: 'the session challenge has no expiry' })
+  const expired = expiresAt <= now.getTime()
+  if (expired && action.action !== 'open' && action.action !== 'topUp') {
     throw new ChallengeNotFoundError({ channelId, detail: 'the session challenge has expired' })
   }
+  const recorded = () => new ChallengeNotFoundError({ channelId, detail: 'the session challenge has expired; the transaction is recorded: pay on under the fresh challenge' })
+  // draft-tempo-session-00, "Denial of Service": a client or challenge that sent too many bad signatures is refused
+  // before another is checked.
+  if (action.action !== 'topUp') {
+    const wait = guardOf(offer).blocked(sourceOf(context.request, credential), Date.now())
+    if (wait !== undefined) throw new RateLimitedError({ detail: 'too many vouchers with bad signatures from this client or under this challenge', retryAfter: wait })
+  }
   const described = offer.method.checkDescriptor(action, request)
+  // Who the resource pays: every voucher is checked against its channel's payee and token (v1 names the channel by id alone).
+  const terms: ChannelAccount.Terms = { payee: request.recipient, token: request.currency }
+  // The signer a voucher must recover to, when the payload establishes the channel (v2): a stranger's voucher is
+  // refused here, before the channel's object is asked anything.
+  const recover = async (cumulative: bigint, signature: `0x${string}`): Promise<ChannelAccount.SignedVoucher> => {
+    const signer = await offer.method.recoverVoucher({ channelId, cumulativeAmount: cumulative, signature }, request)
+    if (described && signer !== ChannelAccount.expectedSigner(described)) {
+      throw new SignerMismatchError({ channelId, detail: 'the voucher is not signed by the channel signer' })
+    }
+    return { cumulative, signature, signer, terms }
+  }
   const challenge: Challenge.Challenge = { ...echoed, request: request as unknown as Record<string, unknown> }
   const channel = stores.channels.channel(channelId)
   const minDelta = BigInt(request.methodDetails.minVoucherDelta ?? '0')
@@ -234,6 +272,7 @@ async function verify(context: Context, credential: Credential.Credential): Prom
     challenge,
     request,
     now,
+    recordOnly: expired,
     claimReference: async (reference: string) => {
       const key = `${offer.method.name}-session:${await sha256(reference.toLowerCase())}`
       if (!(await storeCall(() => stores.replay.claimReference(key, echoed.id)))) {
@@ -256,19 +295,18 @@ async function verify(context: Context, credential: Credential.Credential): Prom
         throw new SignerMismatchError({ channelId, detail: 'the first voucher is not signed by the channel signer' })
       }
       const chain = await offer.method.open(action, funding)
-      const opened = expect(await channel.open(chain, { cumulative: BigInt(action.cumulativeAmount), signature: action.signature, signer }, minDelta), channelId)
+      const opened = expect(await channel.open(chain, { cumulative: BigInt(action.cumulativeAmount), signature: action.signature, signer, terms }, minDelta), channelId)
       // Best effort now; the channel object, which recorded the open, retries the index write from its alarm.
       await stores.channels.indexPayer(descriptor.payer, channelId).catch((error) => {
         console.error(JSON.stringify({ event: 'payer-index-deferred', channelId, error: String(error) }))
       })
       server.emit({ type: 'paid', route, method: offer.method.name, challengeId: echoed.id, reference: channelId })
+      if (expired) throw recorded()
       if (!content) return management(opened.account, echoed.id, request, 204)
       return serve(challenge, channel, opened.account, upfront(offer.upfrontUnits), idempotencyKey)
     }
     case 'voucher': {
-      const cumulative = BigInt(action.cumulativeAmount)
-      const signer = await offer.method.recoverVoucher({ channelId, cumulativeAmount: cumulative, signature: action.signature }, request)
-      const voucher = { cumulative, signature: action.signature, signer }
+      const voucher = await recover(BigInt(action.cumulativeAmount), action.signature)
       if (!content) return management(expect(await channel.voucher(voucher, minDelta, undefined, offer.voucherRate), channelId).account, echoed.id, request, 204)
       const charge = upfront(offer.upfrontUnits)
       const accepted = expect(await channel.voucher(voucher, minDelta, charge, offer.voucherRate), channelId)
@@ -278,13 +316,15 @@ async function verify(context: Context, credential: Credential.Credential): Prom
     case 'topUp': {
       const account = await channel.state()
       if (!account) throw new ChannelNotFoundError({ channelId, detail: 'this server has no open channel with this id' })
+      ChannelAccount.checkTerms(account, terms)
       const chain = await offer.method.topUp(action, account, funding)
-      return management(expect(await channel.topUp(chain), channelId).account, echoed.id, request, 204)
+      const topped = expect(await channel.topUp(chain), channelId)
+      if (expired) throw recorded()
+      return management(topped.account, echoed.id, request, 204)
     }
     case 'close': {
-      const cumulative = BigInt(action.cumulativeAmount)
-      const signer = await offer.method.recoverVoucher({ channelId, cumulativeAmount: cumulative, signature: action.signature }, request)
-      const begun = expect(await channel.beginClose({ cumulative, signature: action.signature, signer }, { paysVoucher: offer.method.closePaysVoucher === true }), channelId)
+      const voucher = await recover(BigInt(action.cumulativeAmount), action.signature)
+      const begun = expect(await channel.beginClose(voucher, { paysVoucher: offer.method.closePaysVoucher === true }), channelId)
       if (begun.account.status === 'closed') return management(begun.account, echoed.id, request, 200)
       let closed: { txHash: `0x${string}`; settled: bigint }
       try {

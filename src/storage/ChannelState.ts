@@ -259,8 +259,17 @@ export class ChannelState extends DurableObject implements Channel {
     charge?: Charge | undefined,
     rate?: VoucherPacing.Rule | null | undefined,
   ): Promise<Result<{ accepted: ChannelAccount.Accepted; duplicate: boolean }>> {
-    // draft-tempo-session-00, "Denial of Service": every submission counts, accepted or not. Decided here, in the
-    // one object of the channel, so the limit holds whichever worker the vouchers arrive at.
+    // The signer (and the resource's payee) first: a stranger's voucher is refused before it counts for anything.
+    const known = this.load()
+    if (!known) return notFound()
+    try {
+      ChannelAccount.checkSigner(known, voucher)
+    } catch (error) {
+      if (error instanceof SessionError) return { ok: false, failure: ChannelAccount.toFailure(error) }
+      throw error
+    }
+    // draft-tempo-session-00, "Denial of Service": every submission of the channel signer counts, accepted or not.
+    // Decided here, in the one object of the channel, so the limit holds whichever worker the vouchers arrive at.
     if (rate !== null) {
       const rule = rate ?? VoucherPacing.defaultRule
       const pacing = VoucherPacing.pace(this.voucherDue, Date.now(), rule)

@@ -7,7 +7,7 @@ import type { Address, Hex } from 'viem'
 import * as v from 'valibot'
 import type { ChannelAccount } from '../../core/ChannelAccount.js'
 import type { ChainState } from '../../core/ChannelStore.js'
-import { ConfigurationError, MalformedCredentialError, VerificationFailedError } from '../../core/Errors.js'
+import { ChallengeNotFoundError, ConfigurationError, MalformedCredentialError, VerificationFailedError } from '../../core/Errors.js'
 import { ConfigError, isLoopback } from '../../core/Server.js'
 import type * as Session from '../../core/Session.js'
 import type { FundingContext, SessionMethod, SessionPrice } from '../../core/SessionMethod.js'
@@ -97,6 +97,11 @@ export function tempoSession(config: TempoSessionConfig): SessionMethod {
       final = finalTransaction(decoded.envelope)
     }
     const hash = final.hash.toLowerCase() as Hex
+    if (context.recordOnly) {
+      // An expired challenge: only a transaction already on chain is recorded (it was sent while the challenge lived).
+      const mined = await node.receipt(hash)
+      if (!mined) throw new ChallengeNotFoundError({ detail: 'the session challenge has expired and its transaction is not on chain' })
+    }
     // A transaction funds one action, once: bind its hash to this challenge before it is sent.
     await context.claimReference(hash)
     let found = await node.receipt(hash)
