@@ -25,6 +25,7 @@ export type ProblemType =
   | 'origin-failed'
   | 'method-not-allowed'
   | 'content-too-large'
+  | 'unsupported-media-type'
   | SessionProblem
 
 /** Problem types of the session intent (draft-tempo-session-00, "Rejection and Error Responses"). */
@@ -355,6 +356,20 @@ export class ContentTooLargeError extends PaymentError {
   readonly problem = 'content-too-large'
   readonly status = 413
   readonly title = 'Content Too Large'
+  override readonly challenge = false
+}
+
+/**
+ * A request body in an encoding that must be read to decide how it is priced, and that cannot be read with
+ * certainty (answered `415`).
+ * @example
+ * Server.problemResponse(new UnsupportedMediaTypeError({ detail: 'text/plain bodies are not accepted here' }))
+ */
+export class UnsupportedMediaTypeError extends PaymentError {
+  override readonly name = 'UnsupportedMediaTypeError'
+  readonly problem = 'unsupported-media-type'
+  readonly status = 415
+  readonly title = 'Unsupported Media Type'
   override readonly challenge = false
 }
 

@@ -5,7 +5,6 @@
 import {
   BadRequestError,
   ConfigurationError,
-  MethodNotAllowedError,
   OriginFailedError,
   PaymentUnavailableError,
   RateLimitedError,
@@ -32,13 +31,15 @@ import { meteredForward, type MeteredRoute } from './metered.js'
 import { buildMethods, buildSessionMethod, sessionMethodFactories, type MethodFactories, type SessionMethodFactories } from './methods.js'
 import { openApiDocument } from './openapi.js'
 import { callOrigin, originRequest } from './origin.js'
-import { refuseFormOverride, routingOverride } from './overrides.js'
+import { withCors } from './cors.js'
+import { routingOverride } from './overrides.js'
 import { paymentPage, prefersHtml, type PageOffer } from './page.js'
 import { AmbiguousPathError, canonicalPath } from './path.js'
 import { PricingError, intents, parsePricing, type PricingTable } from './pricing.js'
 import { sessionDiscoveryOffer, sessionPrice } from './session-price.js'
 import { clientKey, overLimit } from './rate-limit.js'
-import { compileRoutes, matchRoute, methodsAt, type CompiledRoute } from './routes.js'
+import { compileRoutes, resolve, type CompiledRoute } from './routes.js'
+import { presentsPayment, screen } from './unpriced.js'
 import { amountFor, amounts } from './variable-price.js'
 import { SettingsError, readSettings, type GatewayEnv, type Settings } from './settings.js'
 
@@ -161,32 +162,16 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     const override = routingOverride(request.headers, url)
     if (override) {
-      return Server.problemResponse(new BadRequestError({ detail: `"${override}" is not accepted: it could change the route the origin serves` }))
+      return Server.problemResponse(new BadRequestError({ detail: `${JSON.stringify(override.slice(0, 100))} is not accepted: it could change the route the origin serves` }))
     }
-    const route = matchRoute(routes, method, path)
-    // Where a priced route's pattern matches, a method the table neither prices nor frees is not forwarded
-    // (an origin may serve it as the priced one); OPTIONS passes, for CORS preflight.
-    const pricedRoute = route !== undefined && !route.entry.free
-    const allowed = pricedRoute ? undefined : methodsAt(routes, path)
-    if (!route && allowed && method !== 'OPTIONS') {
-      const detail = `${method} is neither priced nor free at this path (allowed: ${allowed.join(', ')})`
-      const response = Server.problemResponse(new MethodNotAllowedError({ detail }))
-      response.headers.set('allow', [...allowed, 'OPTIONS'].sort().join(', '))
-      return response
-    }
-    let forwarded = request
-    if (pricedRoute || allowed) {
-      // On a priced path the form body is read (bounded) for `_method` fields before anything else.
-      try {
-        forwarded = await refuseFormOverride(request)
-      } catch (error) {
-        if (isPaymentError(error)) return Server.problemResponse(error)
-        throw error
-      }
-    }
-    const paid = route ? priced[route.index] : undefined
-    if (!paid) return passThrough(context, forwarded, url, path)
-    return payAndForward(ctx ? { ...context, waitUntil: ctx } : context, paid, forwarded, url, path)
+    const match = resolve(routes, method, path, table.formatSuffixes)
+    if (!match.priced) return passThrough(context, request, url, path)
+    // A priced path: the request goes on only as what the table names it (unpriced.ts decides).
+    const next = await screen(request, match, { limit: settings.maxInspectedBodyBytes, cors: table.cors })
+    if (next instanceof Response) return withCors(next, request, table.cors)
+    const paid = priced[match.route!.index]
+    const response = paid ? await payAndForward(ctx ? { ...context, waitUntil: ctx } : context, paid, next, url, path) : await passThrough(context, next, url, path)
+    return withCors(response, request, table.cors)
   }
 
   return {
@@ -316,7 +301,7 @@ async function payAndForward(context: Context, paid: Priced, original: Request, 
   const label = paid.route.label
   // Only the header the route's challenges name carries its credentials.
   const credentials = original.headers.get(paid.server.credentialHeader)
-  const presents = credentials !== null && /(^|,)\s*payment(\s|$)/i.test(credentials)
+  const presents = presentsPayment(credentials)
   const client = clientKey(original.headers.get('cf-connecting-ip'))
   const wait = await overLimit(settings, presents ? 'verify' : 'challenge', client)
   if (wait !== undefined) {

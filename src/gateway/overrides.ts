@@ -1,114 +1,122 @@
 /**
- * @module Method-override material: headers, query parameters and form fields some frameworks route on
- * (Rack and Rails, Laravel and Symfony honour `_method` in a form body by default). A request carrying one
- * could be priced as one route and served as another, so the gateway refuses it before anything else.
+ * @module Method-override material: headers, query parameters and body fields some frameworks route on (Rack and
+ * Rails, Laravel and Symfony honour `_method` in a form by default; Laravel also in a JSON body). Every spelling
+ * a common parser accepts is read as the override it stands for, so a request carrying one is refused, not
+ * priced as one route and served as another.
  */
-import * as Body from '../core/Body.js'
-import { BadRequestError, ContentTooLargeError } from '../core/Errors.js'
 
 /** Headers that change the method or path a framework routes on. */
-const overrideHeaders = ['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url', 'x-original-method']
+const overrideHeaders = new Set(['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url', 'x-original-method'])
 
 /** Parameter and field names that change the method a framework routes on, in the form `overrideName` gives. */
 const overrideNames = new Set(['_method', 'x-http-method-override', 'x-http-method', 'x-method-override'])
 
-/**
- * Largest form body read on a priced path to look for override fields; a larger one answers 413.
- * @example
- * if (size > maxFormBytes) throw new ContentTooLargeError()
- */
-export const maxFormBytes = 64 * 1024
+/** The kinds of body the gateway reads fields from: `none` is a body without a Content-Type (Rack reads it as a form). */
+export type BodyKind = 'form' | 'multipart' | 'json' | 'none'
 
 /**
- * The override a decoded parameter or field name stands for under a common parser, if any: case is ignored,
- * surrounding spaces are trimmed and `.` or a space read as `_` (PHP), and `_method[x]` is `_method`.
+ * The override a decoded parameter or field name stands for under the most permissive common parser, if any: a
+ * name ends at NUL (PHP), case is ignored, surrounding spaces are trimmed, `.` or a space reads as `_` (PHP), and
+ * each piece between brackets counts (`_method[x]`, Rack 2's `[_method]` and `_method]`, and `a[_method]`).
  * @example
  * overrideName('_METHOD') // '_method'
- * overrideName('.method') // '_method'
+ * overrideName('[_method]') // '_method'
+ * overrideName('_method\u0000x') // '_method'
  * overrideName('method') // undefined
  */
 export function overrideName(name: string): string | undefined {
-  const base = name.trim().toLowerCase().split('[')[0]!.replace(/[ .]/g, '_')
-  return overrideNames.has(base) ? base : undefined
+  for (const piece of name.split('\0', 1)[0]!.split(/[[\]]/)) {
+    const base = piece.trim().toLowerCase().replace(/[ .]/g, '_')
+    if (overrideNames.has(base)) return base
+  }
+  return undefined
 }
 
 /**
- * The first override header or query parameter (names decoded, any case) a request carries.
+ * The first override header (in any case, `_` read as `-` as Rack and PHP do) or query parameter a request carries.
  * @example
- * routingOverride(request.headers, new URL('https://x/paid?%5Fmethod=GET')) // '_method'
+ * routingOverride(request.headers, new URL('https://x/paid?a=1;%5Fmethod=GET')) // '%5Fmethod'
  */
 export function routingOverride(headers: Headers, url: URL): string | undefined {
-  for (const name of overrideHeaders) if (headers.has(name)) return name
-  if (url.search.length > 1) {
-    for (const name of url.searchParams.keys()) {
-      const found = overrideName(name)
-      if (found) return found
+  for (const name of headers.keys()) if (overrideHeaders.has(name.replace(/_/g, '-'))) return name
+  return url.search.length > 1 ? formOverride(url.search.slice(1)) : undefined
+}
+
+/**
+ * Why a body of the given kind is refused (the override field it names, as sent, or that it cannot be read);
+ * undefined when it holds none. Every body is also read as a form, and a body that is not multipart as JSON when
+ * it parses: an origin whose parsers ignore the type finds the fields either way.
+ * @example
+ * bodyOverride(new TextEncoder().encode('{"a":{"_method":"GET"}}'), 'json') // 'the body field "_method" is not accepted: …'
+ */
+export function bodyOverride(bytes: Uint8Array, kind: BodyKind): string | undefined {
+  const text = latin1.decode(bytes)
+  let field: string | undefined
+  if (kind === 'multipart') field = multipartOverride(text)
+  else {
+    let json: unknown
+    try {
+      json = JSON.parse(utf8.decode(bytes))
+    } catch {
+      if (kind === 'json') return 'the body is not UTF-8 JSON'
+    }
+    field = jsonOverride(json)
+  }
+  field ??= formOverride(text)
+  return field === undefined ? undefined : `the body field ${JSON.stringify(field.slice(0, 100))} is not accepted: it could change the method the origin serves`
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
+const latin1 = new TextDecoder('latin1')
+
+// Fields separated by "&" or ";" (Rack 2), names read with "+" as a space and %XX (and IIS's %uXXXX) decoded.
+function formOverride(text: string): string | undefined {
+  for (const field of text.split(/[&;]/)) {
+    const name = field.split('=', 1)[0]!
+    if (overrideName(unescape(name))) return name
+  }
+  return undefined
+}
+
+function unescape(text: string): string {
+  return text.replace(/\+/g, ' ').replace(/%u([0-9a-f]{4})|%([0-9a-f]{2})/gi, (_, wide, byte) => String.fromCharCode(parseInt(wide ?? byte, 16)))
+}
+
+// Every object key at any depth.
+function jsonOverride(value: unknown): string | undefined {
+  const stack = [value]
+  while (stack.length > 0) {
+    const item = stack.pop()
+    if (typeof item !== 'object' || item === null) continue
+    for (const [key, inner] of Object.entries(item)) {
+      if (overrideName(key)) return key
+      stack.push(inner)
     }
   }
   return undefined
 }
 
-/** Media types whose bodies frameworks read form fields from; Rack also reads a POST with no type as a form. */
-function formKind(contentType: string | null): 'urlencoded' | 'multipart' | undefined {
-  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
-  if (type === '' || type === 'application/x-www-form-urlencoded') return 'urlencoded'
-  if (type.startsWith('multipart/')) return 'multipart'
-  return undefined
-}
-
-// The `name` (or RFC 2231 `name*`) parameter of a multipart part's Content-Disposition, quoted or not.
-const partName = /\bname(\*?)\s*=\s*(?:"([^"\r\n]*)"|([^;\r\n]*))/gi
-
-/**
- * Refuses a form-encoded or multipart body holding an override field, reading at most `maxFormBytes`.
- * Answers the request to forward: the same one when its body is not a form, else one over the bytes read.
- * Throws ContentTooLargeError (413) for a larger form body, BadRequestError (400) for an override field.
- * @example
- * request = await refuseFormOverride(request)
- */
-export async function refuseFormOverride(request: Request): Promise<Request> {
-  const kind = request.body ? formKind(request.headers.get('content-type')) : undefined
-  if (!kind) return request
-  const tooLarge = () => new ContentTooLargeError({ detail: `form bodies on a priced path are limited to ${maxFormBytes} bytes` })
-  if (Number(request.headers.get('content-length') ?? '0') > maxFormBytes) throw tooLarge()
-  const reader = request.body!.getReader()
-  const read = await Body.readUpTo(reader, maxFormBytes)
-  if (!read.complete) {
-    await reader.cancel().catch(() => {})
-    throw tooLarge()
-  }
-  const bytes = Body.concat(read.chunks, read.size)
-  const field = kind === 'urlencoded' ? urlencodedOverride(bytes) : multipartOverride(bytes)
-  if (field !== undefined) {
-    throw new BadRequestError({ detail: `the form field "${field}" is not accepted: it could change the method the origin serves` })
-  }
-  return new Request(request, { body: bytes })
-}
-
-function urlencodedOverride(bytes: Uint8Array): string | undefined {
-  for (const name of new URLSearchParams(new TextDecoder().decode(bytes)).keys()) {
-    const found = overrideName(name)
-    if (found) return found
+// Every `name` parameter and `Content-ID` anywhere in the body, whatever the part structure (parsers differ on it),
+// its value read as each common parser reads it: a quoted string with quoted-pairs undone (Rack, PHP) or not, a
+// token, the text up to `"` or `;` (older Rack), each also percent-decoded. An RFC 2231 `name*` or an RFC 2047
+// encoded word (`=?…?=`) is refused: RFC 7578 senders use neither, and parsers disagree on them. Each value is
+// read within 1 KiB of its parameter (so a crafted body costs linear time), and one that runs past it is refused.
+function multipartOverride(text: string): string | undefined {
+  let count = 0
+  for (const match of text.matchAll(/\bname(\*?)\s*=\s*|content-id\s*:\s*/gi)) {
+    if (match[1] || ++count > 10_000) return match[0]
+    const start = match.index + match[0].length
+    const window = text.slice(start, start + 1024)
+    const line = window.split(/[\r\n]/, 1)[0]!
+    const quoted = /^"((?:[^"\\]|\\.)*)("?)/.exec(line)
+    const bare = line.replace(/^["<]/, '')
+    const token = bare.split(/[\s"';,<>()\\/?=:[\]]/, 1)[0]!
+    const upToQuote = bare.split(/[";]/, 1)[0]!
+    const cut = line.length === 1024 && (quoted ? !quoted[2] : token.length === bare.length || upToQuote.length === bare.length)
+    if (cut) return line.slice(0, 100)
+    for (const name of [quoted?.[1] ?? '', quoted?.[1]?.replace(/\\(.)/g, '$1') ?? '', token, upToQuote]) {
+      if (name.includes('=?') || overrideName(name) || overrideName(unescape(name))) return name
+    }
   }
   return undefined
-}
-
-function multipartOverride(bytes: Uint8Array): string | undefined {
-  // Byte for byte (latin1), so no multipart parser's leniency decides: every `name=` anywhere is looked at.
-  const text = new TextDecoder('latin1').decode(bytes)
-  for (const match of text.matchAll(partName)) {
-    let name = match[2] ?? match[3] ?? ''
-    if (match[1]) name = name.replace(/^[^']*'[^']*'/, '')
-    const found = overrideName(name) ?? overrideName(percentDecoded(name))
-    if (found) return found
-  }
-  return undefined
-}
-
-function percentDecoded(value: string): string {
-  try {
-    return decodeURIComponent(value)
-  } catch {
-    return value
-  }
 }

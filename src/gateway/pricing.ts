@@ -145,6 +145,21 @@ const Service = v.strictObject({
   docs: v.optional(v.strictObject({ apiReference: v.optional(Uri), homepage: v.optional(Uri), llms: v.optional(Uri) })),
 })
 
+// An origin as a browser sends it in `Origin`: scheme, host and port, lowercase.
+const WebOrigin = v.pipe(v.string(), v.regex(/^https?:\/\/[a-z0-9.\-[\]:]+$/, 'must be "*" or an origin such as "https://app.example.com" (lowercase, no path)'))
+
+/** How the gateway answers CORS preflights on priced paths, and the CORS headers of its answers there. */
+const Cors = v.pipe(
+  v.strictObject({
+    origins: v.pipe(v.array(v.union([v.literal('*'), WebOrigin])), v.minLength(1, 'must list at least one origin')),
+    // Request headers allowed beyond the ones paying needs (Authorization, Payment-Authorization, Content-Type, Idempotency-Key).
+    headers: v.optional(v.array(Name)),
+    maxAge: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(86_400))),
+    credentials: v.optional(v.boolean(), false),
+  }),
+  v.check((cors) => !(cors.credentials && cors.origins.includes('*')), '"credentials" needs the origins listed, not "*"'),
+)
+
 /**
  * Schema of pricing.json.
  * @example
@@ -158,6 +173,9 @@ export const Schema = v.strictObject({
     v.check((methods) => Object.keys(methods).length > 0, 'must configure at least one payment method'),
   ),
   caseSensitive: v.optional(v.boolean(), false),
+  // Whether the origin routes `/x.json` (any `.ext`) as `/x`, as Rails `(.:format)` does: priced patterns price those spellings.
+  formatSuffixes: v.optional(v.boolean(), true),
+  cors: v.optional(Cors),
   routes: v.pipe(v.array(Route), v.minLength(1, 'must hold at least one route')),
 })
 

@@ -30,38 +30,48 @@ export function compileRoutes(table: PricingTable): CompiledRoute[] {
   })
 }
 
-/**
- * The first route (in table order) whose method and pattern match a canonical path. A path with a
- * trailing slash also tries the path without it, since many origins serve both alike; HEAD matches
- * GET routes, since it asks for the same resource.
- * @example
- * matchRoute(routes, 'GET', '/v1/report/') // the entry of "/v1/report"
- */
-export function matchRoute(routes: readonly CompiledRoute[], method: string, path: string): CompiledRoute | undefined {
-  const bare = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : undefined
-  for (const route of routes) {
-    if (route.methods && !route.methods.has(method) && !(method === 'HEAD' && route.methods.has('GET'))) continue
-    if (route.pattern.test({ pathname: path }) || (bare !== undefined && route.pattern.test({ pathname: bare }))) return route
-  }
-  return undefined
+/** How the table reads one request. */
+export type Match = {
+  /** The first route (in table order) that prices or frees the method at the path; undefined when none does. */
+  route: CompiledRoute | undefined
+  /** Whether a priced route's pattern matches the path, or one of its format-suffix spellings, under some method. */
+  priced: boolean
+  /** On a priced path, the methods the table names there (HEAD with GET; "*" for a priced route of every method), sorted. */
+  allowed: string[]
 }
 
 /**
- * The methods the table prices or frees at a canonical path (HEAD with GET), when a priced route's pattern
- * matches it under some method; undefined otherwise.
+ * Reads a request against the table. A path with a trailing slash also tries the path without it, since many
+ * origins serve both alike; HEAD matches GET routes, since it asks for the same resource. With `formatSuffixes`,
+ * a priced pattern also matches the path with its last segment's extensions cut (`/v1/exports.json`,
+ * `/v1/exports.tar.gz`), which Rails (`(.:format)`) and suffix-matching routers serve as `/v1/exports`. On a
+ * priced path a free method must be named: a free route of every method ("*") does not free it, and a priced
+ * one does not price OPTIONS, which the gateway answers.
  * @example
- * methodsAt(routes, '/v1/report') // ['GET', 'HEAD'] where only GET /v1/report is priced
+ * resolve(routes, 'GET', '/v1/report/').route // the entry of "/v1/report"
  */
-export function methodsAt(routes: readonly CompiledRoute[], path: string): string[] | undefined {
-  const bare = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : undefined
-  const allowed = new Set<string>()
-  let priced = false
-  for (const route of routes) {
-    if (!(route.pattern.test({ pathname: path }) || (bare !== undefined && route.pattern.test({ pathname: bare })))) continue
-    if (!route.entry.free) priced = true
-    for (const method of route.methods ?? ['*']) allowed.add(method)
+export function resolve(routes: readonly CompiledRoute[], method: string, path: string, formatSuffixes = true): Match {
+  const bare = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path
+  const exact = bare === path ? [path] : [path, bare]
+  const stems: string[] = []
+  const slash = bare.lastIndexOf('/')
+  for (let dot = bare.indexOf('.', slash); formatSuffixes && dot > slash; dot = bare.indexOf('.', dot + 1)) {
+    const stem = bare.slice(0, dot)
+    stems.push(stem.length > 1 && stem.endsWith('/') ? stem.slice(0, -1) : stem)
   }
-  if (!priced) return undefined
+  const test = (route: CompiledRoute, paths: string[]) => paths.some((pathname) => route.pattern.test({ pathname }))
+  // Each route that matches, and whether only by a format-suffix spelling.
+  const matched = routes.flatMap((route) => (test(route, exact) ? [{ route, stem: false }] : !route.entry.free && test(route, stems) ? [{ route, stem: true }] : []))
+  const priced = matched.some(({ route }) => !route.entry.free)
+  const allowed = new Set<string>()
+  let found: CompiledRoute | undefined
+  for (const { route, stem } of matched) {
+    if (route.methods) for (const name of route.methods) allowed.add(name)
+    else if (!route.entry.free) allowed.add('*')
+    const named = route.methods ? route.methods.has(method) || (method === 'HEAD' && route.methods.has('GET')) : !priced || (!route.entry.free && method !== 'OPTIONS')
+    // A free route does not free a format-suffix spelling of a priced pattern: the origin serves that as the priced one.
+    if (named && (!found || (stem && found.entry.free))) found = route
+  }
   if (allowed.has('GET')) allowed.add('HEAD')
-  return [...allowed].sort()
+  return { route: found, priced, allowed: priced ? [...allowed].sort() : [] }
 }

@@ -44,6 +44,8 @@ export type Settings = {
   previousSecrets: string[]
   origin: { type: 'binding'; fetcher: Fetcher } | { type: 'url'; url: URL }
   originTimeoutMs: number
+  /** The largest request body read on a priced path to check it for method overrides (larger: 413). */
+  maxInspectedBodyBytes: number
   limits: { challenge: number; verify: number }
   replayGuard: DurableObjectNamespace<ReplayGuard>
   idempotencyCache: DurableObjectNamespace<IdempotencyCache> | undefined
@@ -109,6 +111,7 @@ export function readSettings(env: GatewayEnv): Settings {
     previousSecrets,
     origin,
     originTimeoutMs: count(env, 'ORIGIN_TIMEOUT_MS', 30_000),
+    maxInspectedBodyBytes: count(env, 'MAX_INSPECTED_BODY_BYTES', 1024 * 1024),
     limits,
     replayGuard,
     idempotencyCache: env.IDEMPOTENCY_CACHE,

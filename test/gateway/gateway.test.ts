@@ -81,15 +81,19 @@ describe('gateway: paid routes', () => {
     expect(await t.hits()).toBe(0)
   })
 
-  it('behavior: HEAD is priced like GET; a method a priced path does not list answers 405; OPTIONS passes', async () => {
+  it('behavior: HEAD is priced like GET; a method a priced path does not list answers 405; the gateway answers OPTIONS', async () => {
     const t = setup()
     expect((await t.request('/v1/reports/3', { method: 'HEAD' })).status).toBe(402)
     const del = await t.request('/v1/reports/3', { method: 'DELETE' })
     expect(del.status).toBe(405)
     expect(del.headers.get('allow')).toBe('GET, HEAD, OPTIONS')
     const options = await t.request('/v1/reports/3', { method: 'OPTIONS' })
-    expect(((await options.json()) as Echo).method).toBe('OPTIONS')
+    expect(options.status).toBe(204)
+    expect(options.headers.get('allow')).toBe('GET, HEAD, OPTIONS')
     expect((await t.request('/files/a/b.txt', { method: 'PUT', body: 'x' })).status).toBe(402)
+    // A route of every method prices all but OPTIONS, which a browser's preflight sends without paying.
+    expect((await t.request('/files/a/b.txt', { method: 'OPTIONS' })).status).toBe(204)
+    expect(await t.hits()).toBe(0)
   })
 
   it('behavior: an Idempotency-Key retry replays the paid answer without calling the origin again', async () => {

@@ -1,5 +1,8 @@
 // The origin behind the gateway in tests: echoes what it received, fails on demand, and counts the
-// requests of each test (by its x-test-id header) so tests can prove when it was (not) called.
+// requests of each test (by its x-test-id header) so tests can prove when it was (not) called. A request naming a
+// framework (x-framework) is answered with the route that framework reads it as (frameworks.mjs).
+import { frameworkRoute } from './frameworks.mjs'
+
 const hits = new Map()
 const pathHits = new Map()
 // Streams whose reader went away, by test id.
@@ -116,6 +119,8 @@ export default {
     hits.set(id, n)
     const key = `${id} ${url.pathname}`
     pathHits.set(key, (pathHits.get(key) ?? 0) + 1)
+    const routed = await frameworkRoute(request, url)
+    if (routed) return Response.json({ ...routed, hit: n })
     if (url.pathname.startsWith('/llm/')) return llm(request, url, id)
     if (url.pathname.startsWith('/sse/')) {
       // n data events between a comment, a keep-alive and [DONE]; each event `delay` ms apart.
