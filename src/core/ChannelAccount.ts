@@ -177,17 +177,34 @@ export function captureAmount(account: Pick<ChannelAccount, 'spent' | 'settled'>
 }
 
 /**
- * Checks a close voucher: signed by the channel signer, covering the capture amount, within the deposit.
+ * The highest cumulative amount a settlement may put on chain: what was consumed, and below the newest accepted
+ * voucher, which stays private to the payer and the server (a voucher on chain must never serve as a close).
  * @example
- * ChannelAccount.checkCloseVoucher(account, voucher)
+ * const voucher = highestVoucherAtMost(ChannelAccount.settleLimit(account))
  */
-export function checkCloseVoucher(account: ChannelAccount, voucher: SignedVoucher): void {
+export function settleLimit(account: Pick<ChannelAccount, 'spent' | 'accepted'>): bigint {
+  return account.spent < account.accepted ? account.spent : account.accepted - 1n
+}
+
+/**
+ * Checks a close voucher: signed by the channel signer, covering the capture amount, within the deposit, and above
+ * `published`, the highest voucher of the channel anyone could have read on chain (settled, or sent in a settle
+ * transaction). Only the payer holds a newer one, so only the payer closes its channel; settlement never publishes
+ * the newest voucher (`settleLimit`), so the payer's newest always closes.
+ * @example
+ * ChannelAccount.checkCloseVoucher(account, voucher, published)
+ */
+export function checkCloseVoucher(account: ChannelAccount, voucher: SignedVoucher, published = 0n): void {
   const channelId = account.channelId
   checkSigner(account, voucher, 'close voucher')
   if (account.status === 'closed') throw new ChannelFinalizedError({ channelId, detail: 'the channel is closed' })
   const capture = captureAmount(account)
   if (voucher.cumulative < capture) {
     throw new DeltaTooSmallError({ channelId, detail: `the close voucher must cover ${capture}` })
+  }
+  const seen = published > account.settled ? published : account.settled
+  if (seen > 0n && voucher.cumulative <= seen) {
+    throw new DeltaTooSmallError({ channelId, detail: `the close voucher must be above ${seen}, a voucher already on chain: close with your newest voucher` })
   }
   if (voucher.cumulative > account.deposit) {
     throw new AmountExceedsDepositError({ channelId, detail: `the close voucher exceeds the channel deposit ${account.deposit}` })

@@ -234,8 +234,10 @@ export class ChannelState extends DurableObject implements Channel {
         return report
       }
       const voucher = await this.settleable()
-      if (voucher && voucher.cumulative > account.settled && account.status === 'open') {
-        const settled = await method.settle?.(account, voucher)
+      if (voucher && voucher.cumulative > account.settled && account.status === 'open' && method.settle) {
+        // Public from the broadcast on: a close must then be above it.
+        if (voucher.cumulative > this.published()) this.ctx.storage.kv.put('published', voucher.cumulative.toString())
+        const settled = await method.settle(account, voucher)
         if (settled) {
           await this.settled(settled.settled)
           report.settled = { txHash: settled.txHash, amount: settled.settled }
@@ -344,7 +346,7 @@ export class ChannelState extends DurableObject implements Channel {
     const account = this.load()
     if (!account) return notFound()
     return this.run(account, () => {
-      ChannelAccount.checkCloseVoucher(account, voucher)
+      ChannelAccount.checkCloseVoucher(account, voucher, this.published())
       if (voucher.cumulative > account.accepted) this.accept(account, voucher)
       account.status = account.status === 'closed' ? 'closed' : 'closing'
       this.save(account)
@@ -406,11 +408,19 @@ export class ChannelState extends DurableObject implements Channel {
     this.save(account)
   }
 
-  /** The highest voucher whose cumulative amount does not exceed `spent`: what may be settled without capturing unconsumed funds. */
+  /**
+   * The voucher a settlement may put on chain: the highest one not above `spent` (no unconsumed funds captured) and
+   * below the newest accepted voucher (`ChannelAccount.settleLimit`: a voucher on chain never serves as a close).
+   */
   async settleable(): Promise<StoredVoucher | undefined> {
     const account = this.load()
     if (!account) return undefined
-    return this.voucherAtMost(account.spent)
+    return this.voucherAtMost(ChannelAccount.settleLimit(account))
+  }
+
+  // The highest voucher amount this object ever sent in a settle transaction (public calldata from then on).
+  private published(): bigint {
+    return BigInt(this.ctx.storage.kv.get<string>('published') ?? '0')
   }
 
   /**
@@ -494,10 +504,10 @@ export class ChannelState extends DurableObject implements Channel {
     ChannelAccount.checkCharge(account, charge.cost)
     account.spent += charge.cost
     account.units += charge.units
-    // Vouchers below the highest one that spent covers can never be the best to settle: drop them.
+    // Vouchers below the highest one a settlement may use can never be the best to settle: drop them.
     this.sql.exec(
       'DELETE FROM vouchers WHERE cumulative < (SELECT MAX(cumulative) FROM vouchers WHERE cumulative <= ?)',
-      pad(account.spent),
+      pad(ChannelAccount.settleLimit(account)),
     )
     if (charge.idempotencyKey !== undefined) {
       this.sql.exec(

@@ -5,8 +5,11 @@
  * accounting is under test.
  */
 import { env } from 'cloudflare:workers'
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { Hono } from 'hono'
-import { type Address, type Hex, keccak256, toHex } from 'viem'
+import { tempo as mppxTempo } from 'mppx/client'
+import { type Address, type Hex, createClient, decodeFunctionData, http, keccak256, toHex } from 'viem'
+import { tempoModerato } from 'viem/chains'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { beforeAll, describe, expect, it } from 'vitest'
 import * as Challenge from '../../src/core/Challenge.js'
@@ -17,10 +20,12 @@ import { type TempoSessionConfig, tempoSession } from '../../src/methods/tempo/s
 import { payment } from '../../src/middleware/payment.js'
 import { channelStore } from '../../src/storage/channel-store.js'
 import { replayStore } from '../../src/storage/replay-store.js'
-import { deployStreamChannel, signOpen, signOpenV1, voucherFor } from '../../src/testing/session-payer.js'
+import { escrowAbi, tip20ChannelReserve } from '../../src/methods/tempo/session/abi.js'
+import { sessionChain } from '../../src/methods/tempo/session/chain.js'
+import { deployStreamChannel, privateChain, signOpen, signOpenV1, voucherFor } from '../../src/testing/session-payer.js'
 import { ledger as chargeLedger } from '../support/ledger-method.js'
 import { channelIdOf, fundingTransaction, ledgerSession, pathUsd, signVoucher } from '../support/ledger-session.js'
-import { chainClient, chainId, fund } from '../support/tempo-chain.js'
+import { balanceOf, chainClient, chainId, fund } from '../support/tempo-chain.js'
 
 type Env = { Bindings: Cloudflare.Env }
 const base = 'https://api.example.com'
@@ -291,5 +296,109 @@ describe('an open answered 503 whose challenge then expired', { timeout: 60_000 
     expect(await channelState(opened.channelId)).toBeUndefined()
     const mined = await shop.client.request({ method: 'eth_getTransactionReceipt', params: [opened.hash] })
     expect(mined).toBeNull()
+  })
+})
+
+/** Runs the channel object's alarm now (settlement on, as a deployment has it). */
+async function settleNow(channelId: string, settings: TempoSessionConfig) {
+  const stub = env.CHANNEL_STATE.get(env.CHANNEL_STATE.idFromName(channelId))
+  await runInDurableObject(stub, async (_, ctx) => {
+    if (!settings.fetch) ctx.storage.kv.put('settlement:config', settings)
+    await ctx.storage.setAlarm(Date.now() + 300_000)
+  })
+  expect(await runDurableObjectAlarm(stub)).toBe(true)
+}
+
+/** The settle transactions the latest blocks of a private chain carry: anyone can read their vouchers. */
+async function publishedVouchers(client: ReturnType<typeof chainClient>) {
+  const head = BigInt((await client.request({ method: 'eth_blockNumber' })) as Hex)
+  const found: { cumulative: bigint; signature: Hex }[] = []
+  for (let n = head; n > 0n && n > head - 5n; n--) {
+    const block = (await client.request({ method: 'eth_getBlockByNumber', params: [toHex(n), true] })) as { transactions: { to: string | null; input?: Hex; calls?: { to: string; input?: Hex; data?: Hex }[] }[] }
+    for (const tx of block.transactions) {
+      const calls = tx.calls?.length ? tx.calls.map((c) => ({ to: c.to, input: (c.input ?? c.data)! })) : [{ to: tx.to ?? '', input: tx.input! }]
+      for (const call of calls) {
+        if (call.to?.toLowerCase() !== tip20ChannelReserve) continue
+        try {
+          const decoded = decodeFunctionData({ abi: escrowAbi, data: call.input })
+          if (decoded.functionName === 'settle') found.push({ cumulative: decoded.args[1] as bigint, signature: decoded.args[2] as Hex })
+        } catch {
+          // Another call.
+        }
+      }
+    }
+  }
+  return found
+}
+
+describe('S4: only the payer closes its channel', { timeout: 120_000 }, () => {
+  it('S4 — a voucher seen on chain never serves as a close: a stranger replaying the settled voucher is refused, the payer\'s own close works and pays exactly what was spent', async () => {
+    const own = await privateChain(env.TEST_CHAIN_FACTORY_URL)
+    try {
+      const shop = await chainShop({}, own.url)
+      const { fetcher } = app([{ path: '/report', shop }])
+      const p = await chainPayer(shop.client)
+      const challenge = await challengeOf(await fetcher(`${base}/report`))
+      const opened = await signOpen(shop.chain, p, { payee: shop.payee.address, token: pathUsd, deposit: 200_000n })
+      const sign = async (cumulative: bigint) => (await voucherFor(shop.chain, p, opened.channelId, cumulative)).signature
+      const credential = (payload: Record<string, unknown>, on = challenge) => Credential.serialize({ challenge: on, payload: { channelId: opened.channelId, descriptor: opened.descriptor, ...payload } })
+      const open = credential({ action: 'open', type: 'transaction', transaction: opened.serialized, cumulativeAmount: '10000', signature: await sign(10_000n) })
+      expect((await fetcher(`${base}/report`, { headers: { authorization: open } })).status).toBe(200)
+      expect((await fetcher(`${base}/report`, { headers: { authorization: credential({ action: 'voucher', cumulativeAmount: '20000', signature: await sign(20_000n) }) } })).status).toBe(200)
+      // The idle channel is settled periodically: its voucher is now public calldata.
+      await settleNow(opened.channelId, shop.settings)
+      const node = sessionChain({ url: own.url, chainId, escrow: tip20ChannelReserve })
+      const settled = (await node.getChannel(opened.descriptor)).settled
+      expect(settled).toBeGreaterThan(0n)
+      const seen = await publishedVouchers(shop.client)
+      expect(seen.map((v) => v.cumulative)).toContain(settled)
+      // A stranger with a fresh challenge closes with every voucher it can read: refused, the channel stays open.
+      const stranger = await challengeOf(await fetcher(`${base}/report`))
+      for (const voucher of seen) {
+        const refused = await fetcher(`${base}/report`, { method: 'POST', headers: { authorization: credential({ action: 'close', cumulativeAmount: voucher.cumulative.toString(), signature: voucher.signature }, stranger) } })
+        expect(refused.status).toBe(402)
+      }
+      expect(await node.getChannel(opened.descriptor)).toMatchObject({ deposit: 200_000n })
+      expect(await channelState(opened.channelId)).toMatchObject({ status: 'open' })
+      // The payer closes with its newest voucher: the payee gets exactly what was spent, the payer the rest.
+      const payerBefore = await balanceOf(shop.client, p.address)
+      const closed = await fetcher(`${base}/report`, { method: 'POST', headers: { authorization: credential({ action: 'close', cumulativeAmount: '20000', signature: await sign(20_000n) }) } })
+      expect(closed.status).toBe(200)
+      expect(receiptOf(closed)).toMatchObject({ spent: '20000', txHash: expect.stringMatching(/^0x[0-9a-f]{64}$/) })
+      expect(await node.getChannel(opened.descriptor)).toMatchObject({ deposit: 0n })
+      expect(await balanceOf(shop.client, p.address)).toBe(payerBefore + 180_000n)
+    } finally {
+      await own.stop()
+    }
+  })
+
+  it('S4 — mppx 0.11\'s manager.close() still closes a channel that was settled periodically, paying exactly what was spent', async () => {
+    const own = await privateChain(env.TEST_CHAIN_FACTORY_URL)
+    try {
+      const shop = await chainShop({}, own.url)
+      const { fetcher } = app([{ path: '/report', shop }])
+      const account = await chainPayer(shop.client)
+      const manager = mppxTempo.session.manager({
+        account,
+        client: createClient({ account, chain: { ...tempoModerato, rpcUrls: { default: { http: [own.url] } } }, transport: http(own.url) }),
+        maxDeposit: '1',
+        fetch: fetcher,
+      })
+      expect((await manager.fetch(`${base}/report`)).status).toBe(200)
+      expect((await manager.fetch(`${base}/report`)).status).toBe(200)
+      const channelId = manager.channelId as Hex
+      await settleNow(channelId, shop.settings)
+      const state = await channelState(channelId)
+      expect(state!.settled).toBeGreaterThan(0n)
+      const payeeBefore = await balanceOf(shop.client, shop.payee.address)
+      const closed = await manager.close()
+      expect(closed).toMatchObject({ channelId, txHash: expect.stringMatching(/^0x[0-9a-f]{64}$/) })
+      expect(await sessionChain({ url: own.url, chainId, escrow: tip20ChannelReserve }).getChannel(state!.descriptor)).toMatchObject({ deposit: 0n })
+      expect(await channelState(channelId)).toMatchObject({ status: 'closed', settled: 20_000n })
+      // The close paid the payee the rest of what was spent (less the fee of its close transaction).
+      expect(await balanceOf(shop.client, shop.payee.address)).toBeGreaterThan(payeeBefore + 20_000n - state!.settled - 50_000n)
+    } finally {
+      await own.stop()
+    }
   })
 })
