@@ -25,6 +25,8 @@ export type BodyKind = 'form' | 'multipart' | 'json' | 'none'
  * overrideName('method') // undefined
  */
 export function overrideName(name: string): string | undefined {
+  // Every override name holds "method": most names are passed over by this test alone.
+  if (!/method/i.test(name)) return undefined
   for (const piece of name.split('\0', 1)[0]!.split(/[[\]]/)) {
     const base = piece.trim().toLowerCase().replace(/[ .]/g, '_')
     if (overrideNames.has(base)) return base
@@ -73,7 +75,7 @@ const latin1 = new TextDecoder('latin1')
 function formOverride(text: string): string | undefined {
   for (const field of text.split(/[&;]/)) {
     const name = field.split('=', 1)[0]!
-    if (overrideName(unescape(name))) return name
+    if (overrideName(/[%+]/.test(name) ? unescape(name) : name)) return name
   }
   return undefined
 }
@@ -88,9 +90,14 @@ function jsonOverride(value: unknown): string | undefined {
   while (stack.length > 0) {
     const item = stack.pop()
     if (typeof item !== 'object' || item === null) continue
-    for (const [key, inner] of Object.entries(item)) {
+    if (Array.isArray(item)) {
+      for (const inner of item) if (typeof inner === 'object') stack.push(inner)
+      continue
+    }
+    for (const key in item) {
       if (overrideName(key)) return key
-      stack.push(inner)
+      const inner = (item as Record<string, unknown>)[key]
+      if (typeof inner === 'object') stack.push(inner)
     }
   }
   return undefined
