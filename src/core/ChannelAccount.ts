@@ -161,6 +161,7 @@ export function checkCharge(account: ChannelAccount, cost: bigint): void {
     throw new InsufficientBalanceError({
       channelId: account.channelId,
       requiredTopUp: cost - left,
+      requiredCumulative: account.spent + cost,
       detail: `the accepted vouchers cover ${left} more; this costs ${cost}`,
     })
   }
@@ -190,11 +191,14 @@ export function settleLimit(account: Pick<ChannelAccount, 'spent' | 'accepted'>)
  * Checks a close voucher: signed by the channel signer, covering the capture amount, within the deposit, and above
  * `published`, the highest voucher of the channel anyone could have read on chain (settled, or sent in a settle
  * transaction). Only the payer holds a newer one, so only the payer closes its channel; settlement never publishes
- * the newest voucher (`settleLimit`), so the payer's newest always closes.
+ * the newest voucher (`settleLimit`), so the payer's newest always closes. With `reachAccepted` (a close that captures
+ * `max(spent, settled)` out of the voucher, v2) it must also reach the highest accepted voucher, like any voucher
+ * (draft-tempo-session-00, "Idempotency": a lower one is rejected): the close receipt's `acceptedCumulative` then is
+ * the amount the close was signed for, which is what mppx checks.
  * @example
- * ChannelAccount.checkCloseVoucher(account, voucher, published)
+ * ChannelAccount.checkCloseVoucher(account, voucher, published, { reachAccepted: true })
  */
-export function checkCloseVoucher(account: ChannelAccount, voucher: SignedVoucher, published = 0n): void {
+export function checkCloseVoucher(account: ChannelAccount, voucher: SignedVoucher, published = 0n, options: { reachAccepted?: boolean | undefined } = {}): void {
   const channelId = account.channelId
   checkSigner(account, voucher, 'close voucher')
   if (account.status === 'closed') throw new ChannelFinalizedError({ channelId, detail: 'the channel is closed' })
@@ -206,6 +210,9 @@ export function checkCloseVoucher(account: ChannelAccount, voucher: SignedVouche
   if (seen > 0n && voucher.cumulative <= seen) {
     throw new DeltaTooSmallError({ channelId, detail: `the close voucher must be above ${seen}, a voucher already on chain: close with your newest voucher` })
   }
+  if (options.reachAccepted && voucher.cumulative < account.accepted) {
+    throw new DeltaTooSmallError({ channelId, detail: `the close voucher must reach the accepted cumulative amount ${account.accepted}` })
+  }
   if (voucher.cumulative > account.deposit) {
     throw new AmountExceedsDepositError({ channelId, detail: `the close voucher exceeds the channel deposit ${account.deposit}` })
   }
@@ -216,6 +223,7 @@ export type Failure = {
   problem: SessionError['problem'] | 'rate-limited'
   detail: string | undefined
   requiredTopUp?: string | undefined
+  requiredCumulative?: string | undefined
   /** Seconds to wait, for `rate-limited`. */
   retryAfter?: number | undefined
 }
@@ -229,7 +237,9 @@ export function toFailure(error: SessionError | RateLimitedError): Failure {
   return {
     problem: error.problem,
     detail: error.detail,
-    ...(error instanceof InsufficientBalanceError ? { requiredTopUp: error.requiredTopUp.toString() } : {}),
+    ...(error instanceof InsufficientBalanceError
+      ? { requiredTopUp: error.requiredTopUp.toString(), ...(error.requiredCumulative !== undefined ? { requiredCumulative: error.requiredCumulative.toString() } : {}) }
+      : {}),
     ...(error instanceof RateLimitedError ? { retryAfter: error.retryAfter } : {}),
   }
 }
@@ -259,6 +269,10 @@ export function fromFailure(failure: Failure, channelId: string): SessionError |
     case 'session/challenge-not-found':
       return new ChallengeNotFoundError(options)
     case 'session/insufficient-balance':
-      return new InsufficientBalanceError({ ...options, requiredTopUp: BigInt(failure.requiredTopUp ?? '0') })
+      return new InsufficientBalanceError({
+        ...options,
+        requiredTopUp: BigInt(failure.requiredTopUp ?? '0'),
+        requiredCumulative: failure.requiredCumulative !== undefined ? BigInt(failure.requiredCumulative) : undefined,
+      })
   }
 }

@@ -324,9 +324,12 @@ export class InsufficientBalanceError extends SessionError {
   readonly status = 402
   readonly title = 'Insufficient Balance'
   readonly requiredTopUp: bigint
-  constructor(options: SessionOptions & { requiredTopUp: bigint }) {
+  /** The cumulative amount a voucher must reach to pay for the request (`spent + cost`), when known. */
+  readonly requiredCumulative: bigint | undefined
+  constructor(options: SessionOptions & { requiredTopUp: bigint; requiredCumulative?: bigint | undefined }) {
     super(options)
     this.requiredTopUp = options.requiredTopUp
+    this.requiredCumulative = options.requiredCumulative
   }
   override toProblem(extra: Record<string, unknown> = {}): ProblemDetails {
     return super.toProblem({ requiredTopUp: this.requiredTopUp.toString(), ...extra })

@@ -10,8 +10,11 @@ import type { Channel, ChannelStore, Charge } from './ChannelStore.js'
 import * as Credential from './Credential.js'
 import { canonicalJson, decodeObject, encodeBytes } from './Encoding.js'
 import {
+  AmountExceedsDepositError,
   BadRequestError,
   ChallengeNotFoundError,
+  DeltaTooSmallError,
+  InsufficientBalanceError,
   InvalidSignatureError,
   ChannelNotFoundError,
   InvalidChallengeError,
@@ -113,6 +116,14 @@ export type Meter = {
   chargeAmount: (cost: bigint, units: number) => Promise<void>
   /** Gives back part of what this request charged (a reserve settled lower); never more than it charged. */
   refundAmount: (cost: bigint, units: number) => Promise<void>
+  /**
+   * Charges a reserve for work whose cost is known once it is done (a bound of tokens): out of the balance at once,
+   * but not in receipts until `release` (once it is adjusted to what the work cost). A receipt's `spent` is what was charged
+   * for delivered service and only grows (draft-tempo-session-00, "Accounting State"); mppx keeps the highest it saw.
+   */
+  hold: (cost: bigint, units: number) => Promise<void>
+  /** The held reserve is settled (adjusted with `refundAmount` / `chargeAmount` to what the work cost): receipts count it from now. */
+  release: () => void
   /** A receipt with the channel's current state and this request's units. */
   receipt: () => Session.SessionReceipt
   /** The `Payment-Session` and `Payment-Session-Snapshot` headers for a response. */
@@ -154,8 +165,42 @@ export async function handle(server: Server.Server, request: Request, offer: Ses
     // A signature that does not recover, or not to the channel signer, counts against its client and challenge.
     if (error instanceof SignerMismatchError || error instanceof InvalidSignatureError) guardOf(offer).record(sourceOf(request, credential), Date.now())
     server.emit({ type: 'failed', route, method: credential.challenge.method, challengeId: credential.challenge.id, problem: error.problem, detail: error.detail })
-    const channelId = typeof credential.payload.channelId === 'string' && /^0x[0-9a-fA-F]{64}$/.test(credential.payload.channelId) ? credential.payload.channelId.toLowerCase() : undefined
-    return answer(context, error, error instanceof ChallengeNotFoundError ? channelId : undefined)
+    return answer(context, error, await namedChannel(context, credential, error))
+  }
+}
+
+/** The channel a 402 names, and its snapshot when the credential proved the channel's signer. */
+type Named = { channelId: string; snapshot?: Session.Snapshot | undefined }
+
+/**
+ * The channel a refusal names (draft-tempo-session-00, "Method Details": `channelId` resumes it) and, to whoever signed
+ * the credential with the channel's key, its snapshot ("Session Snapshot"): an expired challenge resumes the channel;
+ * a voucher that does not cover the request, or is stale, or a close below the accepted amount, is answered with what
+ * the next voucher must reach. mppx 0.11 reads what to sign next only from the snapshot's `requiredCumulative` (never
+ * the problem's `requiredTopUp`), and without a snapshot naming the channel it opened, forgets that channel.
+ */
+async function namedChannel(context: Context, credential: Credential.Credential, error: PaymentError): Promise<Named | undefined> {
+  const payload = credential.payload
+  const channelId = typeof payload.channelId === 'string' && /^0x[0-9a-fA-F]{64}$/.test(payload.channelId) ? payload.channelId.toLowerCase() : undefined
+  if (!channelId || !(error instanceof SessionError)) return undefined
+  const resumes = error instanceof ChallengeNotFoundError
+  if (!resumes && !(error instanceof InsufficientBalanceError || error instanceof DeltaTooSmallError || error instanceof AmountExceedsDepositError)) return undefined
+  const named = resumes ? { channelId } : undefined
+  const request = echoedRequest(credential.challenge)
+  const amount = payload.cumulativeAmount
+  const signature = payload.signature
+  if (!request || request.methodDetails.sessionProtocol === 'v1' || typeof amount !== 'string' || !/^\d{1,29}$/.test(amount) || typeof signature !== 'string') return named
+  try {
+    const account = await context.stores.channels.channel(channelId).state()
+    if (!account || account.status !== 'open' || account.closeRequestedAt !== 0n || !servesRequest(account, context.offer.request)) return named
+    const signer = await context.offer.method.recoverVoucher({ channelId: channelId as `0x${string}`, cumulativeAmount: BigInt(amount), signature: signature as `0x${string}` }, request)
+    if (signer !== ChannelAccount.expectedSigner(account.descriptor)) return named
+    const cost = BigInt(context.offer.upfrontUnits) * BigInt(request.amount)
+    const needed = error instanceof InsufficientBalanceError ? (error.requiredCumulative ?? account.accepted + error.requiredTopUp) : account.spent + cost
+    return { channelId, snapshot: snapshotOf(account, needed > account.accepted ? needed : account.accepted) }
+  } catch {
+    // No snapshot without the channel's state: the refusal stands on its own.
+    return named
   }
 }
 
@@ -202,15 +247,19 @@ async function bootstrap(context: Context, charge: Server.Offer, credential: Cre
 
 // The payer's newest channel that still serves and pays this resource: same escrow, chain, payee, token and operator.
 async function resumable(channels: ChannelStore, payer: string, request: Session.Request): Promise<ChannelAccount.ChannelAccount | undefined> {
-  const operator = request.methodDetails.operator ?? '0x0000000000000000000000000000000000000000'
   for (const id of (await channels.payerChannels?.(payer)) ?? []) {
     const account = await channels.channel(id).state()
     if (!account || account.status !== 'open' || account.closeRequestedAt !== 0n || account.descriptor.payer !== payer) continue
-    if (account.escrow !== request.methodDetails.escrowContract || account.chainId !== request.methodDetails.chainId) continue
-    if (account.descriptor.payee !== request.recipient || account.descriptor.token !== request.currency || account.descriptor.operator !== operator) continue
-    return account
+    if (servesRequest(account, request)) return account
   }
   return undefined
+}
+
+// The channel pays this resource's terms: same escrow, chain, payee, token and operator.
+function servesRequest(account: ChannelAccount.ChannelAccount, request: Session.Request): boolean {
+  const operator = request.methodDetails.operator ?? '0x0000000000000000000000000000000000000000'
+  if (account.escrow !== request.methodDetails.escrowContract || account.chainId !== request.methodDetails.chainId) return false
+  return account.descriptor.payee === request.recipient && account.descriptor.token === request.currency && account.descriptor.operator === operator
 }
 type Context = Answering & { stores: SessionStores }
 
@@ -362,6 +411,8 @@ function served(challenge: Challenge.Challenge, channel: Channel, account: Chann
   const price = BigInt(request.amount)
   let latest = account
   let units = upfront?.units ?? 0
+  // The reserve charged by `hold` and not yet settled: left out of receipts.
+  let held = { cost: 0n, units: 0 }
   let stream: number | undefined
   const charges: Charge[] = upfront ? [upfront] : []
   const meter: Meter = {
@@ -410,6 +461,13 @@ function served(challenge: Challenge.Challenge, channel: Channel, account: Chann
       if (result.ok) latest = result.account
       units -= back.units
     },
+    async hold(cost, n) {
+      await meter.chargeAmount(cost, n)
+      held = { cost: held.cost + cost, units: held.units + n }
+    },
+    release() {
+      held = { cost: 0n, units: 0 }
+    },
     async waitForVoucher(timeoutMs) {
       const before = latest.accepted
       if (stream !== undefined) {
@@ -425,6 +483,7 @@ function served(challenge: Challenge.Challenge, channel: Channel, account: Chann
       stream = await channel.beginStream()
     },
     async refund() {
+      held = { cost: 0n, units: 0 }
       while (charges.length > 0) {
         const charge = charges.pop()!
         const result = await channel.refund(charge)
@@ -433,8 +492,11 @@ function served(challenge: Challenge.Challenge, channel: Channel, account: Chann
       }
     },
     receipt: () =>
-      Session.receipt({ challengeId: challenge.id, channelId: latest.channelId, acceptedCumulative: latest.accepted, spent: latest.spent, units }),
-    headers: (headers) => sessionHeaders(headers, latest, request, latest.spent + price),
+      Session.receipt({ challengeId: challenge.id, channelId: latest.channelId, acceptedCumulative: latest.accepted, spent: latest.spent - held.cost, units: units - held.units }),
+    headers: (headers) => {
+      const shown = { ...latest, spent: latest.spent - held.cost }
+      sessionHeaders(headers, shown, request, shown.spent + price)
+    },
   }
   return { type: 'serve', challenge, channelId: account.channelId, meter }
 }
@@ -508,8 +570,20 @@ export function isContentRequest(request: Request): boolean {
  * @example
  * const [challenge] = await SessionServer.challenges(server, request, offer, channelId)
  */
-export async function challenges(server: Server.Server, request: Request, offer: SessionOffer, channelId?: string | undefined, now = new Date()): Promise<Challenge.Challenge[]> {
-  const details = { ...offer.request.methodDetails, ...(channelId ? { channelId: channelId as `0x${string}` } : {}) }
+export async function challenges(
+  server: Server.Server,
+  request: Request,
+  offer: SessionOffer,
+  channelId?: string | undefined,
+  now = new Date(),
+  snapshot?: Session.Snapshot | undefined,
+): Promise<Challenge.Challenge[]> {
+  const details = {
+    ...offer.request.methodDetails,
+    ...(channelId ? { channelId: channelId as `0x${string}` } : {}),
+    // draft-tempo-session-00, "Session Snapshot": v2 only.
+    ...(channelId && snapshot && offer.request.methodDetails.sessionProtocol !== 'v1' ? { sessionSnapshot: snapshot } : {}),
+  }
   const sessionRequest: Session.Request = { ...offer.request, methodDetails: details }
   if (channelId) delete (sessionRequest as { suggestedDeposit?: string }).suggestedDeposit
   const asOffer: Server.Offer = {
@@ -529,7 +603,7 @@ function headerOf(server: Server.Server, offer: SessionOffer): Challenge.Credent
   return offer.credentialHeader ?? server.credentialHeader
 }
 
-async function answer(context: Answering, error: PaymentError, channelId?: string | undefined): Promise<SessionOutcome> {
+async function answer(context: Answering, error: PaymentError, named?: Named | undefined): Promise<SessionOutcome> {
   // Core spec: every 402 carries a fresh challenge; a gone channel (410) gets one too, for a new channel.
   const challenged = (error.challenge || error instanceof SessionError) && !(error instanceof BadRequestError)
   const headers = new Headers({ 'content-type': 'application/problem+json', 'cache-control': 'no-store' })
@@ -537,7 +611,7 @@ async function answer(context: Answering, error: PaymentError, channelId?: strin
   let challengeId: string | undefined
   if (challenged) {
     try {
-      const list = await challenges(context.server, context.request, context.offer, channelId, context.now)
+      const list = await challenges(context.server, context.request, context.offer, named?.channelId, context.now, named?.snapshot)
       for (const challenge of list) {
         headers.append('www-authenticate', Challenge.serialize(challenge))
         context.server.emit({ type: 'challenge', route: context.route, method: challenge.method, challengeId: challenge.id })
@@ -553,13 +627,20 @@ async function answer(context: Answering, error: PaymentError, channelId?: strin
 }
 
 /**
- * The answer to a session failure on the protected resource: the problem, with a fresh challenge.
+ * The answer to a session failure on the protected resource: the problem, with a fresh challenge naming the channel.
+ * Pass `account` (the channel of a verified credential, as the meter has it) and an insufficient balance also carries
+ * the channel's snapshot with the cumulative amount the next voucher must reach.
  * @example
- * return SessionServer.problem(server, request, offer, new InsufficientBalanceError({ channelId, requiredTopUp: 5n }))
+ * return SessionServer.problem(server, request, offer, new InsufficientBalanceError({ channelId, requiredTopUp: 5n }), meter.account)
  */
-export async function problem(server: Server.Server, request: Request, offer: SessionOffer, error: PaymentError): Promise<Response> {
+export async function problem(server: Server.Server, request: Request, offer: SessionOffer, error: PaymentError, account?: ChannelAccount.ChannelAccount | undefined): Promise<Response> {
   const channelId = error instanceof SessionError ? error.channelId : undefined
-  const outcome = await answer({ server, request, offer, route: `${request.method} ${new URL(request.url).pathname}`, now: new Date() }, error, channelId)
+  let named: Named | undefined = channelId ? { channelId } : undefined
+  if (channelId && account?.channelId === channelId && error instanceof InsufficientBalanceError) {
+    const needed = error.requiredCumulative ?? account.accepted + error.requiredTopUp
+    named = { channelId, snapshot: snapshotOf(account, needed > account.accepted ? needed : account.accepted) }
+  }
+  const outcome = await answer({ server, request, offer, route: `${request.method} ${new URL(request.url).pathname}`, now: new Date() }, error, named)
   return (outcome as { response: Response }).response
 }
 

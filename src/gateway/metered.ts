@@ -94,13 +94,13 @@ export async function meteredForward(context: MeteredContext, route: MeteredRout
     bound = read.bound
     body = bound.body
     try {
-      await meter.chargeAmount(reserveCost(route.tokens, bound), bound.input + bound.output)
+      await meter.hold(reserveCost(route.tokens, bound), bound.input + bound.output)
     } catch (error) {
       if (!isPaymentError(error)) throw error
       // The vouchers do not cover the reserve: a fresh challenge and the top-up it needs (draft-tempo-session-00, 12.2).
       // The challenge binds the body as the payer sent it (read already, so passed again).
       const again = new Request(request.url, { method: request.method, headers: request.headers, body: read.text })
-      return SessionServer.problem(server, again, route.offer, error)
+      return SessionServer.problem(server, again, route.offer, error, meter.account)
     }
   }
 
@@ -215,6 +215,7 @@ function reserveCost(prices: { input: bigint; output: bigint }, bound: { input: 
  * is measured); the part the vouchers do not cover is reported to `above`, never waived silently.
  */
 async function settleReserve(meter: SessionServer.Meter, prices: { input: bigint; output: bigint }, bound: TokenBound, final: Usage, above: (detail: string) => void): Promise<void> {
+  meter.release()
   const reserved = reserveCost(prices, bound)
   const cost = reserveCost(prices, final)
   const units = final.input + final.output - bound.input - bound.output
@@ -247,11 +248,15 @@ async function settleReserve(meter: SessionServer.Meter, prices: { input: bigint
 }
 
 async function settleBody(meter: SessionServer.Meter, prices: TokenPrices, bound: TokenBound, response: Response, above: (detail: string) => void): Promise<{ body: BodyInit | null; source: UsageSource }> {
-  if (!response.body) return { body: null, source: 'reserved' }
+  if (!response.body) {
+    meter.release()
+    return { body: null, source: 'reserved' }
+  }
   const reader = response.body.getReader()
   const read = await Body.readUpTo(reader, maxUsageResponseBytes)
   if (!read.complete) {
     // Too large to read for usage: charged the reserve, and streamed on as it is.
+    meter.release()
     const rest = new ReadableStream<Uint8Array>({
       start(controller) {
         for (const chunk of read.chunks) controller.enqueue(chunk)
@@ -273,6 +278,7 @@ async function settleBody(meter: SessionServer.Meter, prices: TokenPrices, bound
     usage = undefined
   }
   if (usage) await settleReserve(meter, prices, bound, usage, above)
+  meter.release()
   return { body: bytes, source: usage ? 'reported' : 'reserved' }
 }
 
@@ -331,7 +337,10 @@ function tokenMeter(meter: SessionServer.Meter, prices: TokenPrices, bound: Toke
         await settleReserve(meter, prices, bound, usage, above)
         return 'reported'
       }
-      if (!abandoned) return 'reserved'
+      if (!abandoned) {
+        meter.release()
+        return 'reserved'
+      }
       await settleReserve(meter, prices, bound, { input: bound.input, output: Math.min(generated, bound.output) }, above)
       return 'estimated'
     },

@@ -164,7 +164,7 @@ export function sessionRoute<E extends Env>(
       if (!streaming) await meter.refund().catch(() => {})
       if (c.error instanceof SessionError) {
         await response.body?.cancel().catch(() => {})
-        c.res = await SessionServer.problem(server, c.req.raw, offer, c.error)
+        c.res = await SessionServer.problem(server, c.req.raw, offer, c.error, meter.account)
         return
       }
       const headers = new Headers(response.headers)

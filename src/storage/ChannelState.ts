@@ -346,7 +346,7 @@ export class ChannelState extends DurableObject implements Channel {
     const account = this.load()
     if (!account) return notFound()
     return this.run(account, () => {
-      ChannelAccount.checkCloseVoucher(account, voucher, this.published())
+      ChannelAccount.checkCloseVoucher(account, voucher, this.published(), { reachAccepted: !options.paysVoucher })
       if (voucher.cumulative > account.accepted) this.accept(account, voucher)
       account.status = account.status === 'closed' ? 'closed' : 'closing'
       this.save(account)

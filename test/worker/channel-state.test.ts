@@ -140,12 +140,14 @@ describe('ChannelState', () => {
     expect(after.kept).toEqual([200n, 300n])
   })
 
-  it('behavior: a close captures max(spent, settled) and stops new work', async () => {
+  it('behavior: a close captures max(spent, settled), its voucher reaches the accepted one, and it stops new work', async () => {
     const { channel } = await opened({ settled: 0n })
     await channel.charge({ cost: 70n, units: 7, challengeId: 'c' })
     expect(await channel.beginClose(voucher(60n))).toMatchObject({ ok: false, failure: { problem: 'session/delta-too-small' } })
-    expect(await channel.beginClose(voucher(80n, stranger))).toMatchObject({ ok: false, failure: { problem: 'session/signer-mismatch' } })
-    expect(await channel.beginClose(voucher(80n))).toMatchObject({ ok: true, value: { capture: 70n, voucher: { cumulative: 80n } } })
+    expect(await channel.beginClose(voucher(100n, stranger))).toMatchObject({ ok: false, failure: { problem: 'session/signer-mismatch' } })
+    // Covering spent is not enough: the close voucher reaches the accepted one (100), as any later voucher must.
+    expect(await channel.beginClose(voucher(80n))).toMatchObject({ ok: false, failure: { problem: 'session/delta-too-small' } })
+    expect(await channel.beginClose(voucher(100n))).toMatchObject({ ok: true, value: { capture: 70n, voucher: { cumulative: 100n } } })
     expect(await channel.charge({ cost: 1n, units: 1, challengeId: 'c' })).toMatchObject({ ok: false, failure: { problem: 'session/channel-finalized' } })
     expect(await channel.voucher(voucher(90n), 0n)).toMatchObject({ ok: false, failure: { problem: 'session/channel-finalized' } })
     await channel.finishClose(70n, randomHex(32))
