@@ -4,7 +4,7 @@
 // per streamed unit; the stream is printed as it arrives. Open channels are kept in the demo's state folder (or
 // MPP_CHANNELS_FILE), so the next run reuses them; --close closes the channel and prints the payout and refund.
 // Against the local demo (`npm start`) the payer key and chain come from the demo's state file; against any
-// other gateway, from MPP_PAYER_KEY, TEMPO_RPC_URL and TEMPO_CHAIN_ID. See docs/demo.md.
+// other server, from MPP_PAYER_KEY, TEMPO_RPC_URL and TEMPO_CHAIN_ID. See docs/demo.md.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -26,7 +26,7 @@ const usage = `usage: npm run pay -- <url> [--method tempo|stripe] [--mode pull|
                           [--deposit AMOUNT] [--close]
 
   --method  the payment method to use (default tempo)
-  --mode    how a Tempo charge is paid: pull (the gateway broadcasts, default) or push (this client does)
+  --mode    how a Tempo charge is paid: pull (the server broadcasts, default) or push (this client does)
   -X, -d    the HTTP method and request body (default GET, no body)
   --max     the most this payment may cost, in the currency's units (default 1)
   --spt     a Stripe Shared Payment Token (the local demo makes a test token when absent)
@@ -35,6 +35,17 @@ const usage = `usage: npm run pay -- <url> [--method tempo|stripe] [--mode pull|
   --close   after the request, close the session's channel: the seller is paid what was used, the rest refunded
 
 Outside the local demo: MPP_PAYER_KEY (0x… private key), TEMPO_RPC_URL and TEMPO_CHAIN_ID (optional) set the payer.`
+
+/** The URL to pay: a host and path without a scheme is refused with the URL it probably meant. */
+function target(text: string): URL {
+  if (!text.includes('://')) throw new Error(`${text} has no scheme: give the whole URL, as in http://${text}`)
+  if (!/^https?:\/\//i.test(text)) throw new Error(`${text} is not an http or https URL`)
+  try {
+    return new URL(text)
+  } catch {
+    throw new Error(`${text} is not a valid URL`)
+  }
+}
 
 const line = (label: string, text: string) => process.stdout.write(`${label.padEnd(9)} ${text}\n`)
 
@@ -57,7 +68,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${usage}\n`)
     return values.help ? 0 : 2
   }
-  const url = new URL(positionals[0]!)
+  const url = target(positionals[0]!)
   if (values.mode !== undefined && values.mode !== 'pull' && values.mode !== 'push') throw new Error('--mode is pull or push')
   if (!/^\d+(\.\d+)?$/.test(values.max)) throw new Error('--max is a decimal amount such as 0.50')
   if (values.deposit !== undefined && !/^\d+(\.\d{1,6})?$/.test(values.deposit)) throw new Error('--deposit is a decimal amount such as 2.50')
@@ -172,7 +183,7 @@ const tokenAmount = (amount: bigint | string) => `${formatUnits(BigInt(amount), 
 function reportChannel(change: ChannelChange): void {
   const { channel } = change
   const id = `${channel.channelId.slice(0, 10)}…`
-  if (change.type === 'open') line('open', `channel ${channel.channelId} with a deposit of ${tokenAmount(channel.deposit)} (signed; the gateway broadcasts it)`)
+  if (change.type === 'open') line('open', `channel ${channel.channelId} with a deposit of ${tokenAmount(channel.deposit)} (signed; the server broadcasts it)`)
   if (change.type === 'voucher') line('voucher', `${tokenAmount(change.cumulative!)} in all on channel ${id} (deposit ${tokenAmount(channel.deposit)})`)
   if (change.type === 'topUp') line('topUp', `channel ${id} deposit raised to ${tokenAmount(channel.deposit)}`)
 }
@@ -279,10 +290,12 @@ function describe(challenge: Challenge): string {
     Array.isArray(details.supportedModes) ? `modes ${details.supportedModes.join('/')}` : '',
   ].filter(Boolean)
   if (challenge.intent === 'session') {
-    const session = challenge.request as { unitType?: string; suggestedDeposit?: string; methodDetails?: { channelId?: string } }
+    const session = challenge.request as { unitType?: string; suggestedDeposit?: string; description?: string; methodDetails?: { channelId?: string } }
     const more = [
       session.suggestedDeposit ? `suggested deposit ${formatUnits(BigInt(session.suggestedDeposit), 6)} ${currency}` : '',
       session.methodDetails?.channelId ? `resumes channel ${session.methodDetails.channelId}` : '',
+      // A route priced per input and output token names both prices here; the amount is one unit's (output) price.
+      session.description ? `"${session.description}"` : '',
     ].filter(Boolean)
     return `${challenge.method} session: ${amount} ${currency} per ${session.unitType ?? 'unit'} ${where}${more.length ? `, ${more.join(', ')}` : ''}`
   }
@@ -306,9 +319,9 @@ function report(step: Step, context: { payer: string; mode: string }) {
   } else if (step.type === 'paid') {
     const payload = step.payload as { type?: string; signature?: Hex; hash?: Hex; spt?: string }
     if (payload.type === 'transaction' && payload.signature?.startsWith('0x78')) {
-      line('payment', 'fee-sponsorship hand-off signed; the gateway co-signs and broadcasts it')
+      line('payment', 'fee-sponsorship hand-off signed; the server co-signs and broadcasts it')
     } else if (payload.type === 'transaction') {
-      line('payment', `transaction ${keccak256(payload.signature!)} signed; the gateway broadcasts it`)
+      line('payment', `transaction ${keccak256(payload.signature!)} signed; the server broadcasts it`)
     } else if (payload.type === 'hash') {
       line('payment', `transaction ${payload.hash} broadcast and mined`)
     } else if (payload.type === 'proof') {
@@ -317,13 +330,16 @@ function report(step: Step, context: { payer: string; mode: string }) {
       line('payment', `Shared Payment Token ${payload.spt.slice(0, 12)}… granted`)
     }
   } else if (step.type === 'retrying') {
-    line('retrying', `the gateway answered ${step.status}; sending the same credential again in ${step.afterSeconds} s`)
+    line('retrying', `the server answered ${step.status}; sending the same credential again in ${step.afterSeconds} s`)
   }
 }
 
+// A session receipt counts in base units; shown in the token's units, like every other amount printed here.
+const receiptAmounts = new Set(['spent', 'acceptedCumulative'])
+
 function describeReceipt(receipt: Receipt.Receipt): string {
   const { method, status, reference, timestamp, ...rest } = receipt
-  const more = Object.entries(rest).map(([k, v]) => `${k} ${String(v)}`)
+  const more = Object.entries(rest).map(([k, v]) => `${k} ${method === 'tempo' && receiptAmounts.has(k) ? tokenAmount(String(v)) : String(v)}`)
   return [`${method} ${status}`, `reference ${reference}`, `at ${timestamp}`, ...more].join(', ')
 }
 

@@ -178,10 +178,11 @@ describe('npm start (the local demo)', { timeout: 120_000 }, () => {
     const [sellerBefore, payerBefore] = await Promise.all([balanceOf(client, demoRecipient), balanceOf(client, payer)])
     const url = `${gateway}/v1/chat/completions`
     const ask = (content: string, stream = true) => JSON.stringify({ messages: [{ role: 'user', content }], stream })
-    const spentOf = (output: string) => [...output.matchAll(/^receipt .*\bspent (\d+)/gm)].map((m) => BigInt(m[1]!))
+    // Receipts print amounts in pathUSD, like every other amount npm run pay shows.
+    const spentOf = (output: string) => [...output.matchAll(/^receipt .*\bspent ([\d.]+)/gm)].map((m) => parseUnits(m[1]!, 6))
 
     const first = await run('npm', ['run', 'pay', '--', url, '-X', 'POST', '-d', ask('What is a payment channel?'), '--deposit', '1'], env)
-    expect(first.output).toMatch(/^challenge +tempo session: 0\.00002 pathUSD per llm_token to 0x[0-9a-fA-F]{40} on chain 42431, suggested deposit 1 pathUSD/m)
+    expect(first.output).toMatch(/^challenge +tempo session: 0\.00002 pathUSD per llm_token to 0x[0-9a-fA-F]{40} on chain 42431, suggested deposit 1 pathUSD, "[^"]*; 0\.00001 pathUSD per input token, 0\.00002 pathUSD per output token"$/m)
     const channel = /^open +channel (0x[0-9a-f]{64}) with a deposit of 1 /m.exec(first.output)?.[1]
     expect(channel, first.output).toBeDefined()
     // The reserve: one input token per byte of the body as forwarded (the default limit and usage asked for) at 10,
@@ -206,7 +207,7 @@ describe('npm start (the local demo)', { timeout: 120_000 }, () => {
     expect(third.output).toMatch(/^response +200 OK$/m)
     const payout = parseUnits(/^payout +([\d.]+) to the seller/m.exec(third.output)?.[1] ?? 'x', 6)
     const refund = parseUnits(/^refund +([\d.]+) to the payer/m.exec(third.output)?.[1] ?? 'x', 6)
-    const closedSpent = BigInt(/^closed .*\bspent (\d+)/m.exec(third.output)![1]!)
+    const closedSpent = parseUnits(/^closed .*\bspent ([\d.]+)/m.exec(third.output)![1]!, 6)
     expect(third.code).toBe(0)
     // What was spent is what the receipts said (the last one is the whole channel's), paid out exactly once.
     const spent = [...spentOf(first.output), ...spentOf(second.output), ...spentOf(third.output)]
