@@ -76,6 +76,8 @@ export type Method<Request = Record<string, unknown>, Payload = Record<string, u
   payload: v.GenericSchema<unknown, Payload>
   /** Builds the `request` object of a charge challenge from a seller's price. */
   charge: (price: Price) => Request | Promise<Request>
+  /** What a request asks, for a person reading a 402: the amount in display units and the currency's name. */
+  display?: ((request: Request) => { amount: string; currency: string }) | undefined
   /** Verifies and settles a credential; resolves only once the payment is final. */
   verify: (context: VerifyContext<Request, Payload>) => Promise<Settlement>
 }

@@ -91,6 +91,8 @@ export type Config = {
    * `Authorization` carries the application's own credentials. Challenges name it, bound into their id.
    */
   credentialHeader?: Challenge.CredentialHeader | undefined
+  /** Where the discovery document is served (`/openapi.json`), named in the detail of every 402. */
+  discovery?: string | undefined
 }
 
 /** A configured server. */
@@ -102,6 +104,7 @@ export type Server = {
   leaseMs: number
   maxBodyBytes: number
   credentialHeader: Challenge.CredentialHeader
+  discovery?: string | undefined
   emit: (event: Event) => void
 }
 
@@ -172,6 +175,7 @@ export function create(config: Config, options: { allowNoMethods?: boolean | und
   const onEvent = config.onEvent
   return {
     credentialHeader: checkedHeader(config.credentialHeader),
+    discovery: config.discovery,
     realm: config.realm,
     secrets,
     methods,
@@ -272,7 +276,7 @@ export async function handle(
   // Through `answer`: a body that cannot be bound to a challenge gets its 400, not a 503.
   if (read.type === 'none') {
     const misplaced = header !== 'Authorization' && /(^|,)\s*payment(\s|$)/i.test(request.headers.get('authorization') ?? '')
-    if (!misplaced) return answer(context, paymentRequired)
+    if (!misplaced) return answer(context, paymentRequired(server, offers))
     return answer(context, new PaymentRequiredError({ detail: `Payment is required: send the credential in ${header}, as the challenge says.` }))
   }
   const credential = read.credential
@@ -316,10 +320,32 @@ function malformed(detail: string): MalformedCredentialError {
 
 type Context = { server: Server; request: Request; offers: readonly Offer[]; route: string; now: Date; header: Challenge.CredentialHeader }
 
-// The answer to every unpaid request is the same error: built once, not per request (building an Error costs
-// microseconds even without its stack). So is the refusal of every forged or altered challenge.
-const paymentRequired = new PaymentRequiredError({ detail: 'Payment is required.' })
+// The answer to every unpaid request of a route is the same error: built once per list of offers, not per request
+// (building an Error costs microseconds even without its stack). So is the refusal of every forged challenge.
+const required = new WeakMap<readonly Offer[], PaymentRequiredError>()
+function paymentRequired(server: Server, offers: readonly Offer[]): PaymentRequiredError {
+  let error = required.get(offers)
+  if (!error) required.set(offers, (error = new PaymentRequiredError({ detail: requiredDetail(offers, server.discovery) })))
+  return error
+}
 const notIssued = new InvalidChallengeError({ detail: 'the challenge was not issued by this server' })
+
+/** An offer as its 402's detail names it (a session offer may say in words what one unit's price does not). */
+export type Asked = Pick<Offer, 'intent' | 'request'> & { method: Pick<Method<any, any>, 'name' | 'display'>; asked?: string | undefined }
+
+/**
+ * What a 402's offers ask, in words, for its problem `detail` (the machine-readable terms stay in the challenges).
+ * @example
+ * Server.requiredDetail(offers, '/openapi.json') // 'Payment is required: 0.25 pathUSD by tempo, or 0.25 USD by stripe. Prices of every route: /openapi.json.'
+ */
+export function requiredDetail(offers: readonly Asked[], discovery?: string | undefined): string {
+  const asked = offers.map(({ method, intent, request, asked }) => {
+    const { amount, currency } = method.display?.(request) ?? { amount: `${request.amount} base units of`, currency: request.currency }
+    const unit = request.unitType ? ` per ${request.unitType}` : ''
+    return `${asked ?? `${amount} ${currency}${unit}`} by ${method.name}${intent === 'charge' ? '' : ` (${intent})`}`
+  })
+  return `Payment is required: ${asked.join(', or ')}.${discovery ? ` Prices of every route: ${discovery}.` : ''}`
+}
 
 async function verify(context: Context, credential: Credential.Credential, store: ReplayStore): Promise<Paid> {
   const { server, request, now, route } = context

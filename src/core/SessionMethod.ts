@@ -43,6 +43,8 @@ export type SessionMethod = {
   name: string
   /** Builds the request of a session challenge. */
   request: (price: SessionPrice) => Session.Request
+  /** What a request asks per unit, for a person reading a 402: the amount in display units and the currency's name. */
+  display?: ((request: Session.Request) => { amount: string; currency: string }) | undefined
   /**
    * Checks that a payload names its channel for this request (v2: the descriptor against the channel id, escrow, chain,
    * payee, token and operator). Answers the channel's descriptor when the payload establishes it (v2: always; v1: an

@@ -44,6 +44,8 @@ export type SessionOffer = {
   description?: string | undefined
   /** Units charged before the handler runs, for each content request (default 1; 0 for purely metered routes). */
   upfrontUnits: number
+  /** What the offer asks in words, when one unit's price does not say it all (input and output tokens). */
+  asked?: string | undefined
   /** Challenge lifetime in seconds; a challenge carries any number of voucher-paid requests until then. */
   ttlSeconds: number
   /**
@@ -154,7 +156,7 @@ export async function handle(server: Server.Server, request: Request, offer: Ses
   if (credential && offer.bootstrap && request.method === 'HEAD' && credential.challenge.intent === 'charge') return bootstrap(context, offer.bootstrap, credential)
   if (!credential) {
     const misplaced = header !== 'Authorization' && /(^|,)\s*payment(\s|$)/i.test(request.headers.get('authorization') ?? '')
-    const detail = misplaced ? `Payment is required: send the credential in ${header}, as the challenge says.` : 'Payment is required.'
+    const detail = misplaced ? `Payment is required: send the credential in ${header}, as the challenge says.` : Server.requiredDetail([{ ...offer, intent: 'session' }], server.discovery)
     return answer(context, new PaymentRequiredError({ detail }))
   }
 

@@ -1,5 +1,6 @@
 /** @module The protocol core: runtime-free objects of the Payment authentication scheme. */
 export * as AcceptPayment from './AcceptPayment.js'
+export * as Amount from './Amount.js'
 export * as Body from './Body.js'
 export * as BodyDigest from './BodyDigest.js'
 export * as Challenge from './Challenge.js'

@@ -225,6 +225,8 @@ function prepare(
     methods,
     ttlSeconds: entry.expires,
     credentialHeader: entry.credentialHeader,
+    // The gateway serves the discovery document of its pricing table; a 402's detail points there.
+    discovery: '/openapi.json',
     // A paid request holds its challenge at least as long as the origin may take (the lease is renewed meanwhile).
     leaseMs: Math.min(600_000, Math.max(60_000, settings.originTimeoutMs + 10_000)),
     onEvent: (event) => record({ ...event, route: route.label, request: event.route }),

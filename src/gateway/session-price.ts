@@ -20,13 +20,16 @@ export function sessionPrice(label: string, entry: RouteEntry, method: SessionMe
   const terms = entry.session!
   const currency = terms.currency ?? acceptCurrency
   const amount = terms.unit === 'tokens' ? terms.output! : terms.price!
+  // A challenge prices one unit (for tokens, the output price): its description and the 402's detail say both prices.
+  const name = terms.unit === 'tokens' ? method.display?.(method.request({ amount, currency })).currency : undefined
+  const asked = name && `${terms.input} ${name} per input token, ${terms.output} ${name} per output token`
   const request = method.request({
     amount,
     unitType: unitType[terms.unit],
     suggestedDeposit: terms.suggestedDeposit,
     minVoucherDelta: terms.minVoucherDelta,
     currency,
-    description: entry.description,
+    description: asked ? (entry.description ? `${entry.description}; ${asked}` : asked) : entry.description,
   })
   const tokens =
     terms.unit === 'tokens'
@@ -42,7 +45,7 @@ export function sessionPrice(label: string, entry: RouteEntry, method: SessionMe
     label,
     unit: terms.unit,
     // `request` and `event` take one unit up front (an event route's pays for its first event); `tokens` its reserve.
-    offer: { method, request, description: entry.description, upfrontUnits: terms.unit === 'tokens' ? 0 : 1, ttlSeconds: entry.expires ?? 3600 },
+    offer: { method, request, description: request.description, asked, upfrontUnits: terms.unit === 'tokens' ? 0 : 1, ttlSeconds: entry.expires ?? 3600 },
     tokens,
   }
 }

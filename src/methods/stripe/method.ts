@@ -1,10 +1,11 @@
 /** @module The `stripe` payment method, `charge` intent: Shared Payment Tokens settled as confirmed PaymentIntents (draft-stripe-charge-00). */
 import * as v from 'valibot'
 import { ConfigurationError, PaymentUnavailableError, VerificationFailedError } from '../../core/Errors.js'
+import * as Amount from '../../core/Amount.js'
 import { define, type Method, type Price } from '../../core/Method.js'
 import { ConfigError, isLoopback, redeliveryGraceMs } from '../../core/Server.js'
 import { client, defaultApiBase, stripeVersion, type FormValue, type PaymentIntent } from './api.js'
-import { CurrencyError, normalize, toMinorUnits } from './currency.js'
+import { CurrencyError, exponent, normalize, toMinorUnits } from './currency.js'
 import { assertReplayAllowed, attribute } from './external-id.js'
 import { awaitProcessing } from './processing.js'
 import { Metadata, Payload, Request } from './schema.js'
@@ -106,6 +107,7 @@ export function stripe(config: StripeConfig): Method<Request, Payload> {
         },
       }
     },
+    display: (request) => ({ amount: Amount.display(request.amount, exponent(request.currency)), currency: request.currency.toUpperCase() }),
     async verify({ challenge, request, credential, claimReference, commit, committed, resumed, expired }) {
       const { spt } = credential.payload
       // The server already checked the challenge binding and expiry (spec "Verification Procedure", steps 1-2)

@@ -5,6 +5,7 @@
  */
 import type { Address, Chain } from 'viem'
 import { tempo as tempoMainnet, tempoModerato } from 'viem/chains'
+import * as Amount from '../../core/Amount.js'
 import { pathUsd } from './abi.js'
 
 /** A TIP-20 token the server accepts. */
@@ -63,4 +64,16 @@ export function defaultRpcUrl(chainId: number): string | undefined {
  */
 export function defaultTokens(chainId: number): Token[] {
   return known[chainId]?.tokens ?? [{ address: pathUsd, decimals: 6, symbol: 'pathUSD' }]
+}
+
+/**
+ * How a request's amount reads for a person: in display units of its token, named by the token's symbol.
+ * @example
+ * tokenDisplay(defaultTokens(42431))({ amount: '250000', currency: pathUsd }) // { amount: '0.25', currency: 'pathUSD' }
+ */
+export function tokenDisplay(tokens: readonly Token[]): (request: { amount: string; currency: string }) => { amount: string; currency: string } {
+  return ({ amount, currency }) => {
+    const token = tokens.find((t) => t.address.toLowerCase() === currency.toLowerCase())
+    return { amount: Amount.display(amount, token?.decimals ?? 6), currency: token?.symbol ?? currency }
+  }
 }

@@ -9,7 +9,7 @@ import { ConfigurationError, PaymentUnavailableError, VerificationFailedError } 
 import { define, type Method, type Price, type Settlement, type VerifyContext } from '../../core/Method.js'
 import { ConfigError, clockSkewMs, isLoopback, referenceKeepUntil } from '../../core/Server.js'
 import { AmountError, toBaseUnits } from './amounts.js'
-import { type Token, defaultRpcUrl, defaultTokens } from './chains.js'
+import { type Token, defaultRpcUrl, defaultTokens, tokenDisplay } from './chains.js'
 import { type Gate, type SenderGate, type SponsorPolicy, defaultPolicy, inFlight, localSenders, maxFee, sponsor } from './fee-payer.js'
 import { parseSource, verifyProof } from './proof.js'
 import { type SponsorAccount, sponsorAccount } from './sponsor-account.js'
@@ -140,6 +140,7 @@ export function tempo(config: TempoConfig): Method<TempoRequest, TempoPayload> {
         },
       }
     },
+    display: tokenDisplay(settings.tokens),
     async verify(context): Promise<Settlement> {
       const { request, credential } = context
       if (request.methodDetails.chainId !== config.chainId) {

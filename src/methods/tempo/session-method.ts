@@ -12,7 +12,7 @@ import { ConfigError, isLoopback } from '../../core/Server.js'
 import type * as Session from '../../core/Session.js'
 import type { FundingContext, SessionMethod, SessionPrice } from '../../core/SessionMethod.js'
 import { AmountError, toBaseUnits } from './amounts.js'
-import { type Token, defaultRpcUrl, defaultTokens } from './chains.js'
+import { type Token, defaultRpcUrl, defaultTokens, tokenDisplay } from './chains.js'
 import { type SponsorPolicy, defaultPolicy } from './fee-payer.js'
 import { Address as AddressSchema } from './schema.js'
 import { type SponsorAccount, sponsorAccount } from './sponsor-account.js'
@@ -146,13 +146,16 @@ export function tempoSession(config: TempoSessionConfig): SessionMethod {
     }
   }
 
+  const display = tokenDisplay(settings.tokens)
+
   if (settings.protocol === 'v1') {
-    return tempoSessionV1({ settings, chainOptions, receiptTimeoutMs, request, assertOurs, funding, submit })
+    return { ...tempoSessionV1({ settings, chainOptions, receiptTimeoutMs, request, assertOurs, funding, submit }), display }
   }
 
   return {
     name: 'tempo',
     request,
+    display,
 
     checkDescriptor(payload, request) {
       assertOurs(request)
