@@ -11,6 +11,8 @@ const stripeUrl = services.stripeApiUrl
 // private session chains for tests that move chain time.
 const sessionUrl = services.sessionRpcUrl
 const chainFactoryUrl = services.chainFactoryUrl
+// The plain EVM chain with the EIP-3009 token stand-in, for `evm` routes.
+const evmUrl = services.evmRpcUrl
 
 const optimizer = {
   ssr: {
@@ -37,6 +39,7 @@ export default defineConfig({
                 TEST_STRIPE_API_URL: stripeUrl,
                 TEST_SESSION_RPC_URL: sessionUrl,
                 TEST_CHAIN_FACTORY_URL: chainFactoryUrl,
+                TEST_EVM_RPC_URL: evmUrl,
               },
             },
           }),
@@ -64,6 +67,7 @@ export default defineConfig({
                 TEST_STRIPE_API_URL: stripeUrl,
                 TEST_SESSION_RPC_URL: sessionUrl,
                 TEST_CHAIN_FACTORY_URL: chainFactoryUrl,
+                TEST_EVM_RPC_URL: evmUrl,
               },
               serviceBindings: { ORIGIN: 'origin' },
               ratelimits: { TEST_RATE_LIMITER: { simple: { limit: 2, period: 60 } } },

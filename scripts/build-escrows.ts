@@ -15,25 +15,22 @@ const target = `${root}src/testing/escrow-bytecode.ts`
 /** The stand-ins' bytecode: the v2 reserve's runtime code (placed with `anvil_setCode`), the v1 channel's creation code. */
 export type EscrowBuild = { channelReserveRuntime: `0x${string}`; streamChannelCreation: `0x${string}` }
 
-/** Compiles both stand-ins (no metadata hash, so the bytecode depends only on the sources and settings). */
-export function compileEscrows(): EscrowBuild {
+/** The solc settings every stand-in is compiled with (no metadata hash: the bytecode depends only on sources and settings). */
+const settings = { optimizer: { enabled: true, runs: 200 }, viaIR: true, evmVersion: 'cancun', metadata: { bytecodeHash: 'none', appendCBOR: false } }
+
+/**
+ * Compiles contracts of src/testing/node/contracts/ with solc-js: `outputs` names, per file, the contract and
+ * the bytecode wanted (`bytecode`: creation code, `deployedBytecode`: runtime code); returns them in that order.
+ */
+export function compileStandIns(what: string, outputs: readonly { file: string; contract: string; output: 'bytecode' | 'deployedBytecode' }[]): `0x${string}`[] {
   const solc = createRequire(import.meta.url)('solc') as { compile: (input: string) => string }
+  const files = [...new Set(outputs.map((o) => o.file))]
+  const outputSelection: Record<string, Record<string, string[]>> = {}
+  for (const o of outputs) (outputSelection[o.file] ??= {})[o.contract] = [`evm.${o.output}.object`]
   const input = {
     language: 'Solidity',
-    sources: {
-      'ChannelReserve.sol': { content: readFileSync(`${contracts}ChannelReserve.sol`, 'utf8') },
-      'StreamChannel.sol': { content: readFileSync(`${contracts}StreamChannel.sol`, 'utf8') },
-    },
-    settings: {
-      optimizer: { enabled: true, runs: 200 },
-      viaIR: true,
-      evmVersion: 'cancun',
-      metadata: { bytecodeHash: 'none', appendCBOR: false },
-      outputSelection: {
-        'ChannelReserve.sol': { ChannelReserve: ['evm.deployedBytecode.object'] },
-        'StreamChannel.sol': { StreamChannel: ['evm.bytecode.object'] },
-      },
-    },
+    sources: Object.fromEntries(files.map((file) => [file, { content: readFileSync(`${contracts}${file}`, 'utf8') }])),
+    settings: { ...settings, outputSelection },
   }
   type Evm = { bytecode?: { object: string }; deployedBytecode?: { object: string } }
   const output = JSON.parse(solc.compile(JSON.stringify(input))) as {
@@ -41,11 +38,21 @@ export function compileEscrows(): EscrowBuild {
     contracts?: Record<string, Record<string, { evm: Evm }>>
   }
   const errors = (output.errors ?? []).filter((e) => e.severity === 'error')
-  if (errors.length > 0) throw new Error(`the escrow stand-ins do not compile:\n${errors.map((e) => e.formattedMessage).join('\n')}`)
-  const reserve = output.contracts?.['ChannelReserve.sol']?.ChannelReserve?.evm.deployedBytecode?.object
-  const stream = output.contracts?.['StreamChannel.sol']?.StreamChannel?.evm.bytecode?.object
-  if (!reserve || !stream) throw new Error('solc produced no bytecode for the escrow stand-ins')
-  return { channelReserveRuntime: `0x${reserve}`, streamChannelCreation: `0x${stream}` }
+  if (errors.length > 0) throw new Error(`the ${what} do not compile:\n${errors.map((e) => e.formattedMessage).join('\n')}`)
+  return outputs.map((o) => {
+    const object = output.contracts?.[o.file]?.[o.contract]?.evm[o.output]?.object
+    if (!object) throw new Error(`solc produced no bytecode for ${o.contract}`)
+    return `0x${object}` as const
+  })
+}
+
+/** Compiles both escrow stand-ins. */
+export function compileEscrows(): EscrowBuild {
+  const [channelReserveRuntime, streamChannelCreation] = compileStandIns('escrow stand-ins', [
+    { file: 'ChannelReserve.sol', contract: 'ChannelReserve', output: 'deployedBytecode' },
+    { file: 'StreamChannel.sol', contract: 'StreamChannel', output: 'bytecode' },
+  ])
+  return { channelReserveRuntime: channelReserveRuntime!, streamChannelCreation: streamChannelCreation! }
 }
 
 /** The generated module's text. */

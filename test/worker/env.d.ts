@@ -10,5 +10,6 @@ declare namespace Cloudflare {
     TEST_STRIPE_API_URL: string
     TEST_SESSION_RPC_URL: string
     TEST_CHAIN_FACTORY_URL: string
+    TEST_EVM_RPC_URL: string
   }
 }

@@ -1,6 +1,6 @@
 /**
- * @module The local Tempo chain: `anvil --network tempo --hardfork T4` from the `@foundry-rs/anvil` npm package
- * (its platform binary, no download), on a loopback port, in its own process group.
+ * @module The local chains: `anvil --network tempo --hardfork T4` from the `@foundry-rs/anvil` npm package (its
+ * platform binary, no download), or a plain EVM anvil (`network: 'evm'`), on a loopback port, in its own process group.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
@@ -31,19 +31,23 @@ export function anvilBinary(): string {
   return join(pkg, 'bin', 'anvil')
 }
 
+/** Which chain anvil runs: Tempo (the default) or a plain EVM chain (Ethereum rules, ETH for gas). */
+export type AnvilNetwork = 'tempo' | 'evm'
+
 /**
- * Arguments for a local Tempo chain on loopback. The hardfork is T4: on anvil's default (T0) the expiring nonce
+ * Arguments for a local chain on loopback: Tempo, or with `network: 'evm'` a plain EVM chain (chain id 31337 unless
+ * told). On Tempo the hardfork is T4: on anvil's default (T0) the expiring nonce
  * key is treated as an ordinary 2D nonce, so every expiring-nonce transaction after an account's first is dropped
  * silently; on T4 an account pays any number of times, as on a real Tempo chain, and the signature-verifier
  * precompile that payment channels use works (it reverts on T0–T2).
  * @example
  * spawn(anvilBinary(), anvilArgs({ port: 8545 }))
  */
-export function anvilArgs(options: { port: number; chainId?: number; accounts?: number }): string[] {
+export function anvilArgs(options: { port: number; chainId?: number; accounts?: number; network?: AnvilNetwork | undefined }): string[] {
+  const tempo = (options.network ?? 'tempo') === 'tempo'
   return [
-    '--network', 'tempo',
-    '--hardfork', 'T4',
-    '--chain-id', String(options.chainId ?? 42431),
+    ...(tempo ? ['--network', 'tempo', '--hardfork', 'T4'] : []),
+    '--chain-id', String(options.chainId ?? (tempo ? 42431 : 31337)),
     '--host', '127.0.0.1',
     '--port', String(options.port),
     '--accounts', String(options.accounts ?? 10),
@@ -67,13 +71,14 @@ export async function rpc<T = unknown>(url: string, method: string, params: unkn
 }
 
 /**
- * Starts `anvil --network tempo --hardfork T4` on a loopback port in its own process group, waits until it
- * answers and mines one block; `stop` ends the whole group, so nothing is left running.
+ * Starts `anvil --network tempo --hardfork T4` (or, with `network: 'evm'`, a plain EVM anvil) on a loopback port in
+ * its own process group, waits until it answers and mines one block; `stop` ends the whole group, so nothing is
+ * left running.
  * @example
  * const chain = await startAnvil({ port: await freePort() })
  * await chain.stop()
  */
-export async function startAnvil(options: { port: number; chainId?: number }): Promise<{ url: string; stop: () => Promise<void> }> {
+export async function startAnvil(options: { port: number; chainId?: number; network?: AnvilNetwork | undefined }): Promise<{ url: string; stop: () => Promise<void> }> {
   const url = `http://127.0.0.1:${options.port}`
   const child: ChildProcess = spawn(anvilBinary(), [...anvilArgs(options), '--silent'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
   let stderr = ''

@@ -2,14 +2,16 @@
  * @module The local services a paid route is tested against, for a vitest config and its global setup: a
  * Tempo chain and the local Stripe API on loopback ports chosen once per run, and, for `session` routes, a
  * session chain (a second anvil with the channel reserve stand-in, behind the session shim) and a factory of
- * private session chains. The ports travel in `process.env` (`MPP_TEST_ANVIL_PORT`, `MPP_TEST_STRIPE_PORT`,
- * `MPP_TEST_SESSION_PORT`, `MPP_TEST_CHAIN_FACTORY_PORT`), so the config, which points the worker's bindings at
+ * private session chains, and, for `evm` routes, a plain EVM chain with the EIP-3009 token stand-in. The ports travel
+ * in `process.env` (`MPP_TEST_ANVIL_PORT`, `MPP_TEST_STRIPE_PORT`, `MPP_TEST_SESSION_PORT`, `MPP_TEST_CHAIN_FACTORY_PORT`,
+ * `MPP_TEST_EVM_PORT`), so the config, which points the worker's bindings at
  * the services, and the global setup, which starts them, agree; set them to pin the ports.
  */
 import type { Hex } from 'viem'
 import { testSecretKey } from '../stripe-fixtures.js'
 import { startAnvil } from './anvil.js'
 import { startChainFactory } from './chain-factory.js'
+import { startEvmChain } from './evm-chain.js'
 import { freePort } from './ports.js'
 import { startSessionChain } from './session-chain.js'
 import { startStripeApi } from './stripe-api.js'
@@ -28,8 +30,10 @@ export type TestServices = {
   sessionRpcUrl: string
   /** The factory of private session chains (`privateChain(url)` from `mpp-edge/testing`), for tests that move chain time. */
   chainFactoryUrl: string
+  /** The plain EVM chain's JSON-RPC URL (started with `startTestServices({ evm: true })`), with the token stand-in at `evmToken`. */
+  evmRpcUrl: string
   /** The same URLs as workerd bindings, under the names this package's own tests read. */
-  bindings: { TEST_TEMPO_RPC_URL: string; TEST_STRIPE_API_URL: string; TEST_SESSION_RPC_URL: string; TEST_CHAIN_FACTORY_URL: string }
+  bindings: { TEST_TEMPO_RPC_URL: string; TEST_STRIPE_API_URL: string; TEST_SESSION_RPC_URL: string; TEST_CHAIN_FACTORY_URL: string; TEST_EVM_RPC_URL: string }
 }
 
 /** The chain id the local chain runs with. */
@@ -46,10 +50,12 @@ export async function testServices(): Promise<TestServices> {
   process.env.MPP_TEST_STRIPE_PORT ??= String(await freePort())
   process.env.MPP_TEST_SESSION_PORT ??= String(await freePort())
   process.env.MPP_TEST_CHAIN_FACTORY_PORT ??= String(await freePort())
+  process.env.MPP_TEST_EVM_PORT ??= String(await freePort())
   const tempoRpcUrl = `http://127.0.0.1:${process.env.MPP_TEST_ANVIL_PORT}`
   const stripeApiUrl = `http://127.0.0.1:${process.env.MPP_TEST_STRIPE_PORT}`
   const sessionRpcUrl = `http://127.0.0.1:${process.env.MPP_TEST_SESSION_PORT}`
   const chainFactoryUrl = `http://127.0.0.1:${process.env.MPP_TEST_CHAIN_FACTORY_PORT}`
+  const evmRpcUrl = `http://127.0.0.1:${process.env.MPP_TEST_EVM_PORT}`
   return {
     chainId: localChainId,
     tempoRpcUrl,
@@ -57,7 +63,14 @@ export async function testServices(): Promise<TestServices> {
     stripeSecretKey: testSecretKey,
     sessionRpcUrl,
     chainFactoryUrl,
-    bindings: { TEST_TEMPO_RPC_URL: tempoRpcUrl, TEST_STRIPE_API_URL: stripeApiUrl, TEST_SESSION_RPC_URL: sessionRpcUrl, TEST_CHAIN_FACTORY_URL: chainFactoryUrl },
+    evmRpcUrl,
+    bindings: {
+      TEST_TEMPO_RPC_URL: tempoRpcUrl,
+      TEST_STRIPE_API_URL: stripeApiUrl,
+      TEST_SESSION_RPC_URL: sessionRpcUrl,
+      TEST_CHAIN_FACTORY_URL: chainFactoryUrl,
+      TEST_EVM_RPC_URL: evmRpcUrl,
+    },
   }
 }
 
@@ -86,15 +99,18 @@ export type TestServicesOptions = {
    * replaces the committed build of the channel reserve stand-in.
    */
   sessions?: boolean | { runtime?: Hex | undefined } | undefined
+  /** Also start the plain EVM chain with the EIP-3009 token stand-in (for `evm` routes); `runtime` replaces its committed build. */
+  evm?: boolean | { runtime?: Hex | undefined } | undefined
 }
 
 /**
- * Starts the local chain and the local Stripe API (and, with `sessions`, the session chain and its factory) on
+ * Starts the local chain and the local Stripe API (and, with `sessions`, the session chain and its factory; with
+ * `evm`, the plain EVM chain) on
  * the ports `testServices` chose; resolves to a stop that ends them all (nothing is left running). Made to be
  * a vitest global setup's default export.
  * @example
  * // test/global-setup.ts, named in vitest.config.ts `test.globalSetup`
- * export default () => startTestServices({ sessions: true })
+ * export default () => startTestServices({ sessions: true, evm: true })
  */
 export async function startTestServices(options: TestServicesOptions = {}): Promise<() => Promise<void>> {
   await testServices()
@@ -111,6 +127,11 @@ export async function startTestServices(options: TestServicesOptions = {}): Prom
       stops.push(session.stop)
       const factory = await startChainFactory({ port: Number(process.env.MPP_TEST_CHAIN_FACTORY_PORT), start: () => startSessionServices(0, runtime) })
       stops.push(factory.stop)
+    }
+    if (options.evm) {
+      const runtime = typeof options.evm === 'object' ? options.evm.runtime : undefined
+      const evm = await startEvmChain({ port: Number(process.env.MPP_TEST_EVM_PORT), runtime })
+      stops.push(evm.stop)
     }
     return stopAll
   } catch (error) {
